@@ -1,0 +1,331 @@
+"""The vocabulary every probe kind shares: configs, checks, samples, results.
+
+A probe module exposes a config model (a subclass of `BaseProbeConfig`), a
+`METRICS` table of the kind-specific series it may emit, `plan(config)`, the
+checks a run of that config yields, and `async def probe(config, ctx)`.
+Timing, timeouts and exception handling belong to the runner, not to probes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+
+# --- closed sets -----------------------------------------------------------
+
+
+class Reason(StrEnum):
+    """Why a probe run failed; the `reason` label of the failure series."""
+
+    TIMEOUT = "timeout"
+    CONNECT = "connect"
+    TLS = "tls"
+    AUTH = "auth"
+    PROTOCOL = "protocol"
+    CHECK = "check"
+    CONFIG = "config"
+    INTERNAL = "internal"
+
+
+class Category(StrEnum):
+    """Readiness category a check counts towards."""
+
+    RELIABILITY = "reliability"
+    SECURITY = "security"
+    PERFORMANCE = "performance"
+    MONITORING = "monitoring"
+    DATA = "data"
+
+
+class Severity(StrEnum):
+    """How much a failing check matters; critical ones fail the probe."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class ProbeError(Exception):
+    """Raised when a probe cannot judge its target at all.
+
+    Subclasses or the *reason* argument pick the failure reason; the message
+    goes to logs and the status page (never to a label), so it must not
+    contain secrets.
+    """
+
+    reason: ClassVar[Reason] = Reason.PROTOCOL
+
+    def __init__(self, message: str, *, reason: Reason | None = None) -> None:
+        super().__init__(message)
+        self.instance_reason = reason or type(self).reason
+
+
+class AuthError(ProbeError):
+    """The target refused our credentials."""
+
+    reason = Reason.AUTH
+
+
+class ProtocolError(ProbeError):
+    """The target answered with something we could not understand."""
+
+    reason = Reason.PROTOCOL
+
+
+class TargetConfigError(ProbeError):
+    """The probe's config cannot work against this target (bad path, ...)."""
+
+    reason = Reason.CONFIG
+
+
+# --- durations ---------------------------------------------------------------
+
+_UNITS = {
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+    "y": 31536000.0,
+}
+
+
+def parse_duration(value: object) -> float:
+    """Turn `500ms`, `30s`, `1h30m`, `7d` or a number of seconds into seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m or 7d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        seconds = _parse_duration_text(value.strip())
+    else:
+        raise ValueError("expected a duration such as 30s, 5m or 7d")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError("a duration must be a finite, non-negative time")
+    return seconds
+
+
+def _parse_duration_text(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    total, number, matched = 0.0, "", False
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char.isdigit() or char == ".":
+            number += char
+            i += 1
+            continue
+        unit = "ms" if text.startswith("ms", i) else char
+        if unit not in _UNITS or not number:
+            raise ValueError(
+                f"invalid duration {text!r}: expected a number and a unit"
+                " (ms, s, m, h, d, w, y) such as 500ms, 30s, 5m, 26h, 7d"
+            )
+        total += float(number) * _UNITS[unit]
+        number, matched = "", True
+        i += len(unit)
+    if number or not matched:
+        raise ValueError(
+            f"invalid duration {text!r}: expected a number and a unit"
+            " (ms, s, m, h, d, w, y) such as 500ms, 30s, 5m, 26h, 7d"
+        )
+    return total
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Seconds, written in config as `30s`, `5m`, `26h`, `7d` or a number."""
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+LabelName = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")]
+
+# Labels that the exporter itself sets; a user label may not shadow them.
+RESERVED_LABELS = frozenset(
+    {
+        "kind",
+        "probe",
+        "check",
+        "category",
+        "severity",
+        "reason",
+        "verdict",
+        "le",
+        "quantile",
+        "job",
+        "instance",
+    }
+)
+
+
+# --- config -------------------------------------------------------------------
+
+
+class Model(BaseModel):
+    """Base of every config model: unknown fields are mistakes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CheckOverride(Model):
+    """Per-check changes a user may make to a probe's defaults."""
+
+    category: Category | None = None
+    severity: Severity | None = None
+    enabled: bool = True
+
+
+class BaseProbeConfig(Model):
+    """Fields every probe has, whatever its kind."""
+
+    kind: str
+    name: str = Field(min_length=1, max_length=200)
+    interval: Duration = 30.0
+    timeout: Duration = 10.0
+    labels: dict[LabelName, str] = Field(default_factory=dict)
+    category: Category | None = None
+    checks: dict[str, CheckOverride] = Field(default_factory=dict)
+    failure_threshold: int = Field(default=1, ge=1)
+    success_threshold: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> BaseProbeConfig:
+        if self.interval <= 0:
+            raise ValueError("interval must be above zero")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be above zero")
+        if self.timeout >= self.interval:
+            raise ValueError(
+                f"timeout ({self.timeout:g}s) must be below interval"
+                f" ({self.interval:g}s)"
+            )
+        reserved = sorted(RESERVED_LABELS.intersection(self.labels))
+        if reserved:
+            raise ValueError(
+                f"labels {reserved} are set by the exporter; pick other names"
+            )
+        return self
+
+
+ConfigT = TypeVar("ConfigT", bound=BaseProbeConfig)
+
+
+# --- results ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    """A check a probe run will yield, with its default category/severity."""
+
+    name: str
+    category: Category
+    severity: Severity
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One named verdict of one run. *detail* is short text for people."""
+
+    name: str
+    passed: bool
+    category: Category
+    severity: Severity
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One value of a kind-specific series; *name* has no `readiness_`."""
+
+    name: str
+    value: float
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, name: str, value: float, **labels: str) -> Sample:
+        """Build a sample with labels given as keyword arguments."""
+        return cls(name, float(value), tuple(labels.items()))
+
+
+MetricType = Literal["gauge", "counter", "info"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """A kind-specific series family: name without `readiness_`, labels
+    beyond `probe` (and the probe's own user labels)."""
+
+    name: str
+    help: str
+    type: MetricType = "gauge"
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """What one run found. Probes fill checks and samples; the runner fills
+    success, reason, duration and the error text."""
+
+    checks: tuple[Check, ...] = ()
+    samples: tuple[Sample, ...] = ()
+    success: bool = True
+    reason: Reason | None = None
+    error: str = ""
+    duration_seconds: float = 0.0
+    finished_at: float = 0.0
+
+
+class Checks:
+    """Collects the verdicts of one run against the config's plan.
+
+    Recording a check that is not in the plan is a bug and raises; planned
+    checks that were never recorded come out failed, "not evaluated", so a
+    half-run probe can never look healthy.
+    """
+
+    def __init__(self, plan: Iterable[CheckSpec]) -> None:
+        self._plan = {spec.name: spec for spec in plan}
+        self._results: dict[str, Check] = {}
+
+    def record(self, name: str, passed: bool, detail: str = "") -> bool:
+        """Record the verdict for *name*; return *passed* for chaining."""
+        spec = self._plan[name]
+        self._results[name] = Check(
+            name, bool(passed), spec.category, spec.severity, detail[:200]
+        )
+        return passed
+
+    def planned(self, name: str) -> bool:
+        """Whether the config asked for check *name*."""
+        return name in self._plan
+
+    def finish(self, default_detail: str = "not evaluated") -> tuple[Check, ...]:
+        """All planned checks in plan order, unrecorded ones failed."""
+        return tuple(
+            self._results.get(name)
+            or Check(name, False, spec.category, spec.severity, default_detail)
+            for name, spec in self._plan.items()
+        )
+
+
+def first_line(error: BaseException | str, limit: int = 200) -> str:
+    """Short, single-line text of an error for logs and the status page."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, BaseException):
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text[:limit]

@@ -1,0 +1,82 @@
+"""What a probe gets besides its config: memory across runs, shared clients.
+
+Probes that keep something between runs (a database connection, the last
+counters for a rate, a window of latencies) ask for it with
+`ctx.state(SomeState)`; the same instance comes back on every run of that
+probe until the probe is removed or its config changes. Things shared by many
+probes (one HTTP client session, one connection per Modbus gateway) come from
+`ctx.shared(key, factory)`. Anything with an async `aclose()` or `close()` is
+closed when its owner goes away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar, cast
+
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+
+async def close_quietly(resource: object) -> None:
+    """Close *resource* if it knows how; a failure to close is only logged."""
+    for method_name in ("aclose", "close"):
+        method = getattr(resource, method_name, None)
+        if method is None:
+            continue
+        try:
+            outcome = method()
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception:  # closing must never take the daemon down
+            logger.warning("closing %s failed", type(resource).__name__, exc_info=True)
+        return
+
+
+class SharedResources:
+    """App-wide objects keyed by whatever identifies them (a gateway, ...)."""
+
+    def __init__(self) -> None:
+        self._items: dict[Hashable, object] = {}
+
+    def get(self, key: Hashable, factory: Callable[[], T]) -> T:
+        """The object for *key*, made by *factory* on first use."""
+        if key not in self._items:
+            self._items[key] = factory()
+        return cast(T, self._items[key])
+
+    async def aclose(self) -> None:
+        """Close everything (at shutdown)."""
+        items, self._items = list(self._items.values()), {}
+        for item in items:
+            await close_quietly(item)
+
+
+class ProbeContext:
+    """One probe's view of the daemon; lives as long as the probe's config."""
+
+    def __init__(self, probe_name: str, shared: SharedResources) -> None:
+        self.probe_name = probe_name
+        self._shared = shared
+        self._states: dict[type[Any], object] = {}
+
+    def state(self, cls: type[T]) -> T:
+        """This probe's instance of *cls*, made with `cls()` on first use."""
+        if cls not in self._states:
+            self._states[cls] = cls()
+        return cast(T, self._states[cls])
+
+    def shared(self, key: Hashable, factory: Callable[[], T]) -> T:
+        """The app-wide object for *key*, made by *factory* on first use."""
+        return self._shared.get(key, factory)
+
+    async def aclose(self) -> None:
+        """Close this probe's own state (connections and the like)."""
+        states, self._states = list(self._states.values()), {}
+        for state in states:
+            with contextlib.suppress(Exception):
+                await close_quietly(state)

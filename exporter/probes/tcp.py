@@ -1,0 +1,141 @@
+"""Probe that opens a TCP connection, optionally with TLS, and talks a line.
+
+# HELP readiness_tcp_connect_seconds Time to open the connection ...
+readiness_tcp_connect_seconds{probe="mqtt"} 0.0012
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import ssl
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from exporter.probes.base import (
+    BaseProbeConfig,
+    Category,
+    Checks,
+    CheckSpec,
+    MetricSpec,
+    Port,
+    ProbeResult,
+    Sample,
+    Severity,
+)
+from exporter.probes.context import ProbeContext
+
+METRICS = (
+    MetricSpec(
+        "tcp_connect_seconds",
+        "Time to open the connection, TLS handshake included, last run.",
+    ),
+)
+
+
+class TcpConfig(BaseProbeConfig):
+    """Where to connect, and what to say and hear once connected."""
+
+    kind: Literal["tcp"] = "tcp"
+    host: str = Field(min_length=1)
+    port: Port
+    tls: bool = False
+    server_name: str | None = None
+    ca_file: Path | None = None
+    insecure_skip_verify: bool = False
+    send: str | None = None
+    expect: str | None = None
+    max_read_bytes: int = Field(default=4096, ge=1, le=1_048_576)
+
+
+def plan(config: TcpConfig) -> list[CheckSpec]:
+    """`port_open` always; `expect_matched` when a reply is expected."""
+    specs = [
+        CheckSpec(
+            "port_open",
+            Category.RELIABILITY,
+            Severity.CRITICAL,
+            "The port accepts connections.",
+        )
+    ]
+    if config.expect is not None:
+        specs.append(
+            CheckSpec(
+                "expect_matched",
+                Category.RELIABILITY,
+                Severity.CRITICAL,
+                "The reply matches the expected pattern.",
+            )
+        )
+    return specs
+
+
+def _tls_context(config: TcpConfig) -> ssl.SSLContext | None:
+    if not config.tls:
+        return None
+    context = ssl.create_default_context(
+        cafile=str(config.ca_file) if config.ca_file else None
+    )
+    if config.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def _read_until(
+    reader: asyncio.StreamReader, pattern: re.Pattern[str], limit: int
+) -> tuple[bool, str]:
+    """Read until *pattern* matches, EOF, or *limit* bytes."""
+    received = b""
+    while len(received) < limit:
+        chunk = await reader.read(limit - len(received))
+        if not chunk:
+            break
+        received += chunk
+        if pattern.search(received.decode("utf-8", "replace")):
+            return True, received.decode("utf-8", "replace")
+    return False, received.decode("utf-8", "replace")
+
+
+async def probe(config: TcpConfig, ctx: ProbeContext) -> ProbeResult:
+    """Connect, optionally send a line and match the reply, then close."""
+    checks = Checks(plan(config))
+    tls_context = _tls_context(config)
+    started = time.perf_counter()
+    reader, writer = await asyncio.open_connection(
+        config.host,
+        config.port,
+        ssl=tls_context,
+        server_hostname=(config.server_name or config.host) if tls_context else None,
+        limit=config.max_read_bytes,
+    )
+    connect_seconds = time.perf_counter() - started
+    try:
+        checks.record("port_open", True, f"connected in {connect_seconds:.3f}s")
+        if config.send is not None:
+            line = config.send
+            writer.write((line if line.endswith("\n") else line + "\n").encode())
+            await writer.drain()
+        if config.expect is not None:
+            matched, received = await _read_until(
+                reader, re.compile(config.expect), config.max_read_bytes
+            )
+            shown = received.strip().splitlines()[0][:80] if received.strip() else ""
+            checks.record(
+                "expect_matched",
+                matched,
+                f"got {shown!r}" if not matched else "reply matched",
+            )
+    finally:
+        writer.close()
+        # A peer that never finishes the close must not hold the run.
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), 1.0)
+    return ProbeResult(
+        checks=checks.finish(),
+        samples=(Sample("tcp_connect_seconds", connect_seconds),),
+    )
