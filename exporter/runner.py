@@ -1,7 +1,8 @@
 """Run one probe once: the only place that catches broadly.
 
 Timeout, timing and exception -> one `Reason` of a closed set. A probe that
-raises costs that probe its result and nothing else. Check overrides from the
+raises costs that probe its result and nothing else. Failures are logged by
+the scheduler when a probe's state changes, not on every run. Check overrides from the
 config (category, severity, disabled checks) are applied here, once, for
 every kind.
 """
@@ -64,9 +65,11 @@ def apply_overrides(
     return tuple(adjusted)
 
 
-def _failed_plan(config: BaseProbeConfig, reason: Reason) -> tuple[Check, ...]:
+def _failed_plan(
+    config: BaseProbeConfig, reason: Reason, error: str
+) -> tuple[Check, ...]:
     """Every planned check, failed: the target could not be judged."""
-    detail = f"not evaluated: {reason}"
+    detail = f"not evaluated ({reason}: {error})"[:200]
     return tuple(
         Check(spec.name, False, spec.category, spec.severity, detail)
         for spec in kind_of(config).plan(config)
@@ -87,16 +90,8 @@ async def run_probe(config: BaseProbeConfig, ctx: ProbeContext) -> ProbeResult:
             text = f"no answer within {config.timeout:g}s"
         if reason is Reason.INTERNAL:
             logger.exception("probe %s (%s) crashed", config.name, config.kind)
-        else:
-            logger.warning(
-                "probe %s (%s) failed: %s: %s",
-                config.name,
-                config.kind,
-                reason,
-                text,
-            )
         return ProbeResult(
-            checks=apply_overrides(config, _failed_plan(config, reason)),
+            checks=apply_overrides(config, _failed_plan(config, reason, text)),
             success=False,
             reason=reason,
             error=text,
@@ -107,13 +102,6 @@ async def run_probe(config: BaseProbeConfig, ctx: ProbeContext) -> ProbeResult:
     failed_critical = [
         c.name for c in checks if not c.passed and c.severity is Severity.CRITICAL
     ]
-    if failed_critical:
-        logger.info(
-            "probe %s (%s): critical checks failed: %s",
-            config.name,
-            config.kind,
-            ", ".join(failed_critical),
-        )
     # A probe may name its own reason (a device behind a live gateway that
     # answers with an exception is a protocol failure, not a missed check).
     verdict = result.reason or (Reason.CHECK if failed_critical else None)

@@ -1,0 +1,354 @@
+"""Latest results -> exposition text, each probe's part cached until it changes.
+
+A scrape shows exactly the probes configured now: the text is assembled from
+the scheduler's records, so a removed probe's series are gone on the next
+scrape whatever was cached. A probe's lines are rebuilt only after a new
+result; a scrape concatenates the cached parts family by family.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics.exposition import (
+    generate_latest as generate_latest_openmetrics,
+)
+
+from exporter import __version__
+from exporter.exposition import Family, sample_line
+from exporter.probes import PROBES
+from exporter.probes.base import Category, Reason
+from exporter.readiness import Verdict
+from exporter.scheduler import ProbeRecord, Scheduler
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "readiness_"
+
+CACHED_NOTE = (
+    " Results are cached between probe runs; the probe's own interval, not"
+    " the scrape, decides how fresh they are."
+)
+
+SUCCESS = Family(
+    "readiness_probe_success",
+    "Whether the probe's last run succeeded (reached the target and every"
+    " critical check passed)." + CACHED_NOTE,
+)
+UP = Family(
+    "readiness_probe_up",
+    "Damped probe state: down after failure_threshold failed runs in a row,"
+    " up after success_threshold successful ones.",
+)
+DURATION = Family(
+    "readiness_probe_duration_seconds", "Duration of the probe's last run."
+)
+LATENCY = Family(
+    "readiness_probe_latency_seconds",
+    "Durations of every probe run since the exporter started.",
+    "histogram",
+)
+RUNS = Family(
+    "readiness_probe_runs_total", "Probe runs since the exporter started.", "counter"
+)
+FAILURES = Family(
+    "readiness_probe_failures_total",
+    "Failed probe runs since the exporter started.",
+    "counter",
+)
+FAILURE_INFO = Family(
+    "readiness_probe_failure_info",
+    "1 for the reason the probe's last run failed, 0 for the other reasons"
+    " (timeout, connect, tls, auth, protocol, check, config, internal).",
+)
+LAST_RUN = Family(
+    "readiness_probe_last_run_timestamp_seconds",
+    "When the probe's last run finished." + CACHED_NOTE,
+)
+CHECK_PASSED = Family(
+    "readiness_check_passed",
+    "Whether a check of the probe's last run passed.",
+)
+
+PROBE_FAMILIES = (
+    SUCCESS,
+    UP,
+    DURATION,
+    LATENCY,
+    RUNS,
+    FAILURES,
+    FAILURE_INFO,
+    LAST_RUN,
+    CHECK_PASSED,
+)
+
+
+def _kind_families() -> dict[str, Family]:
+    """Every kind-specific family, keyed by its name without namespace."""
+    families: dict[str, Family] = {}
+    for kind in PROBES.values():
+        for spec in kind.metrics:
+            families[spec.name] = Family(NAMESPACE + spec.name, spec.help, spec.type)
+    return families
+
+
+@dataclass
+class DaemonStatus:
+    """The exporter's own state that is not the scheduler's."""
+
+    started_at: float
+    last_reload_successful: bool = True
+    last_reload_success_timestamp: float = 0.0
+    reloads: int = 0
+    reload_failures: int = 0
+
+
+class Collector:
+    """Renders /metrics for a scheduler."""
+
+    def __init__(self, scheduler: Scheduler, status: DaemonStatus) -> None:
+        self.scheduler = scheduler
+        self.status = status
+        self.kind_families = _kind_families()
+        self.families = PROBE_FAMILIES + tuple(self.kind_families.values())
+        self._process_registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self._process_registry)
+        self._dropped_names: set[str] = set()
+
+    # --- per probe ---------------------------------------------------------------
+
+    def render_probe(self, record: ProbeRecord) -> dict[str, str]:
+        """The probe's lines by family name; cached on the record."""
+        if record.rendered is not None:
+            return record.rendered
+        probe = record.config
+        user = tuple(sorted(probe.labels.items()))
+        base = (("kind", probe.kind), ("probe", probe.name), *user)
+        parts: dict[str, list[str]] = {}
+
+        def add(family: Family, line: str) -> None:
+            parts.setdefault(family.name, []).append(line)
+
+        result = record.result
+        if result is not None:
+            add(SUCCESS, sample_line(SUCCESS.name, base, result.success))
+            add(UP, sample_line(UP.name, base, bool(record.up)))
+            add(DURATION, sample_line(DURATION.name, base, result.duration_seconds))
+            add(LAST_RUN, sample_line(LAST_RUN.name, base, result.finished_at))
+            for reason in Reason:
+                labels = (*base, ("reason", reason.value))
+                add(
+                    FAILURE_INFO,
+                    sample_line(FAILURE_INFO.name, labels, result.reason is reason),
+                )
+            for check in result.checks:
+                labels = (
+                    ("probe", probe.name),
+                    ("check", check.name),
+                    ("category", check.category.value),
+                    ("severity", check.severity.value),
+                    *user,
+                )
+                add(CHECK_PASSED, sample_line(CHECK_PASSED.name, labels, check.passed))
+            self._add_samples(record, parts, user)
+        add(LATENCY, record.latency.lines(LATENCY.name, base))
+        add(RUNS, sample_line(RUNS.name, base, record.runs))
+        add(FAILURES, sample_line(FAILURES.name, base, record.failures))
+        record.rendered = {name: "".join(lines) for name, lines in parts.items()}
+        return record.rendered
+
+    def _add_samples(
+        self,
+        record: ProbeRecord,
+        parts: dict[str, list[str]],
+        user: tuple[tuple[str, str], ...],
+    ) -> None:
+        if record.result is None:
+            return
+        declared = {spec.name for spec in PROBES[record.config.kind].metrics}
+        seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        for sample in record.result.samples:
+            if sample.name not in declared:
+                # A bug in the probe; the scrape must still succeed.
+                if sample.name not in self._dropped_names:
+                    self._dropped_names.add(sample.name)
+                    logger.error(
+                        "probe kind %s emitted undeclared metric %s; dropped",
+                        record.config.kind,
+                        sample.name,
+                    )
+                continue
+            labels = (("probe", record.config.name), *sample.labels, *user)
+            key = (sample.name, labels)
+            if key in seen:
+                # Two samples with one label set would fail the whole scrape.
+                continue
+            seen.add(key)
+            family = self.kind_families[sample.name]
+            parts.setdefault(family.name, []).append(
+                sample_line(family.name, labels, sample.value)
+            )
+
+    # --- global ------------------------------------------------------------------
+
+    def _global_lines(self) -> Iterator[tuple[Family, str]]:
+        scheduler, status = self.scheduler, self.status
+        readiness = scheduler.readiness()
+        if readiness.score is not None:
+            yield (
+                Family(
+                    "readiness_score_ratio",
+                    "Overall readiness: category scores weighted as configured.",
+                ),
+                sample_line("readiness_score_ratio", (), readiness.score),
+            )
+        category_family = Family(
+            "readiness_category_score_ratio",
+            "Severity-weighted share of passing checks per category.",
+        )
+        yield (
+            category_family,
+            "".join(
+                sample_line(category_family.name, (("category", c.value),), score)
+                for c in Category
+                if (score := readiness.categories.get(c)) is not None
+            ),
+        )
+        verdict_family = Family(
+            "readiness_verdict",
+            "1 for the current verdict: ready (>= 0.90), minor (>= 0.80),"
+            " staging (>= 0.70), not_ready.",
+        )
+        yield (
+            verdict_family,
+            "".join(
+                sample_line(
+                    verdict_family.name,
+                    (("verdict", v.value),),
+                    readiness.score is not None and readiness.verdict is v,
+                )
+                for v in Verdict
+            ),
+        )
+        yield (
+            Family("readiness_build_info", "Version of the exporter.", "info"),
+            sample_line(
+                "readiness_build_info",
+                (
+                    ("version", __version__),
+                    ("python_version", platform.python_version()),
+                ),
+                1,
+            ),
+        )
+        yield from self._own_lines(scheduler, status)
+
+    def _own_lines(
+        self, scheduler: Scheduler, status: DaemonStatus
+    ) -> Iterator[tuple[Family, str]]:
+        simple: Sequence[tuple[Family, float]] = (
+            (
+                Family(
+                    "readiness_config_last_reload_successful",
+                    "Whether the last configuration reload succeeded.",
+                ),
+                status.last_reload_successful,
+            ),
+            (
+                Family(
+                    "readiness_config_last_reload_success_timestamp_seconds",
+                    "When the configuration was last loaded successfully.",
+                ),
+                status.last_reload_success_timestamp,
+            ),
+            (
+                Family(
+                    "readiness_config_reloads_total",
+                    "Configuration reloads attempted.",
+                    "counter",
+                ),
+                status.reloads,
+            ),
+            (
+                Family(
+                    "readiness_config_reload_failures_total",
+                    "Configuration reloads rejected (the old config kept running).",
+                    "counter",
+                ),
+                status.reload_failures,
+            ),
+            (
+                Family("readiness_probes", "Probes configured."),
+                len(scheduler.records),
+            ),
+            (
+                Family("readiness_probes_in_flight", "Probe runs under way now."),
+                scheduler.in_flight,
+            ),
+            (
+                Family(
+                    "readiness_start_time_seconds",
+                    "When the exporter started.",
+                ),
+                status.started_at,
+            ),
+        )
+        for family, value in simple:
+            yield family, sample_line(family.name, (), value)
+        lag = Family(
+            "readiness_scheduler_lag_seconds",
+            "How late probe runs started against their planned time"
+            " (waiting for the concurrency bound included).",
+            "histogram",
+        )
+        yield lag, scheduler.lag.lines(lag.name, ())
+
+    # --- scrape ------------------------------------------------------------------
+
+    def chunks(self, openmetrics: bool) -> list[str]:
+        """Every piece of the exposition, in order; join them to get the text.
+
+        Runs on the event loop: it only renders probes whose result changed
+        and gathers references to cached strings.
+        """
+        started = time.perf_counter()
+        records = list(self.scheduler.records.values())
+        rendered = [self.render_probe(record) for record in records]
+        out: list[str] = []
+        for family in self.families:
+            pieces = [part for r in rendered if (part := r.get(family.name))]
+            if pieces:
+                out.append(family.header(openmetrics))
+                out.extend(pieces)
+        for family, text in self._global_lines():
+            if text:
+                out.append(family.header(openmetrics))
+                out.append(text)
+        out.append(self._process_text(openmetrics))
+        scrape = Family(
+            "readiness_scrape_collect_seconds",
+            "Time spent gathering this exposition on the event loop.",
+        )
+        out.append(scrape.header(openmetrics))
+        out.append(sample_line(scrape.name, (), time.perf_counter() - started))
+        if openmetrics:
+            out.append("# EOF\n")
+        return out
+
+    def _process_text(self, openmetrics: bool) -> str:
+        if openmetrics:
+            text: bytes = generate_latest_openmetrics(  # type: ignore[no-untyped-call]
+                self._process_registry
+            )
+            return text.decode().removesuffix("# EOF\n")
+        return generate_latest(self._process_registry).decode()
+
+    def render(self, openmetrics: bool = False) -> str:
+        """The whole exposition as one string."""
+        return "".join(self.chunks(openmetrics))
