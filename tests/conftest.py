@@ -1,0 +1,52 @@
+"""Shared fixtures: loopback TCP servers and config helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from exporter.config import Config, parse_config
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+StartServer = Callable[..., Awaitable[int]]
+
+
+def config_from(yaml_text: str) -> Config:
+    """Parse an indented YAML snippet as a config file."""
+    return parse_config(textwrap.dedent(yaml_text), "test.yml")
+
+
+async def _hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Accept and never answer: a hanging target."""
+    await reader.read()
+    writer.close()
+
+
+@pytest.fixture
+async def tcp_server() -> AsyncIterator[StartServer]:
+    """Factory: start a TCP server on 127.0.0.1 with a handler; gives the port."""
+    servers: list[asyncio.Server] = []
+
+    async def start(handler: Handler = _hold) -> int:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        servers.append(server)
+        port: int = server.sockets[0].getsockname()[1]
+        return port
+
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

@@ -1,0 +1,179 @@
+"""Config loading: valid files, and every mistake reported with its place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter.config import ConfigError, Settings, load_config, parse_config
+from exporter.probes.base import Category, Severity, parse_duration
+from tests.conftest import config_from
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "bad.yml")
+    return caught.value.problems
+
+
+def test_a_valid_file_with_defaults_and_overrides() -> None:
+    config = config_from(
+        """
+        defaults: {interval: 1m, timeout: 5s}
+        scheduler: {max_concurrency: 4, jitter: 0}
+        scoring: {category_weights: {security: 0.5}}
+        probes:
+          - kind: tcp
+            name: db
+            host: 127.0.0.1
+            port: 5432
+            labels: {team: data}
+            category: data
+            checks: {port_open: {severity: warning}}
+          - {kind: tcp, name: mq, host: 127.0.0.1, port: 5672, interval: 10s}
+        """
+    )
+    first, second = config.probes
+    assert (first.interval, first.timeout) == (60.0, 5.0)
+    assert (second.interval, second.timeout) == (10.0, 5.0)
+    assert first.labels == {"team": "data"}
+    assert first.category is Category.DATA
+    assert first.checks["port_open"].severity is Severity.WARNING
+    assert config.scheduler.max_concurrency == 4
+    assert config.scoring.category_weight(Category.SECURITY) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("500ms", 0.5),
+        ("30s", 30),
+        ("5m", 300),
+        ("26h", 93600),
+        ("7d", 604800),
+        ("1h30m", 5400),
+        ("2w", 1209600),
+        (15, 15),
+        ("2.5", 2.5),
+    ],
+)
+def test_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["5x", "m", "10 parsecs", "-5s", "", True])
+def test_bad_durations(text: str | bool) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("probe", "expected"),
+    [
+        (
+            "{kind: nope, name: x}",
+            "bad.yml: probe 'x' (probes[0]): unknown kind 'nope' (expected one of:",
+        ),
+        (
+            "{kind: tcp, name: x, host: h, port: 1, colour: red}",
+            "bad.yml: probe 'x' (probes[0]): unknown field 'colour' (allowed: ",
+        ),
+        (
+            "{kind: tcp, name: x, host: h, port: 1, interval: 10s, timeout: 10s}",
+            "bad.yml: probe 'x' (probes[0]): timeout (10s) must be below interval"
+            " (10s)",
+        ),
+        (
+            "{kind: tcp, name: x, host: h}",
+            "bad.yml: probe 'x' (probes[0]): field 'port': required field is missing",
+        ),
+        (
+            "{kind: tcp, name: x, host: h, port: 99999}",
+            "bad.yml: probe 'x' (probes[0]): field 'port': Input should be less than"
+            " or equal to 65535",
+        ),
+        (
+            "{kind: tcp, name: x, host: h, port: 1, interval: soon}",
+            "bad.yml: probe 'x' (probes[0]): field 'interval': invalid duration 'soon'",
+        ),
+        (
+            "{kind: tcp, name: x, host: '${READINESS_TEST_UNSET}', port: 1}",
+            "bad.yml: probe 'x' (probes[0]): field 'host': environment variable"
+            " READINESS_TEST_UNSET is not set",
+        ),
+        (
+            "{kind: tcp, name: x, host: h, port: 1, labels: {probe: y}}",
+            "bad.yml: probe 'x' (probes[0]): labels ['probe'] are set by the exporter",
+        ),
+        ("{name: x}", "bad.yml: probe 'x' (probes[0]): field 'kind' is missing"),
+    ],
+)
+def test_mistakes_name_file_probe_and_field(probe: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f"probes:\n  - {probe}\n", "bad.yml")
+    assert str(caught.value).startswith(expected), str(caught.value)
+
+
+def test_duplicate_names_point_at_the_first() -> None:
+    problems = problems_of(
+        "probes:\n"
+        "  - {kind: tcp, name: db, host: h, port: 1}\n"
+        "  - {kind: tcp, name: db, host: h, port: 2}\n"
+    )
+    assert problems == [
+        "probe 'db' (probes[1]): duplicate probe name 'db', already used by"
+        " probes[0]; names must be unique"
+    ]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    problems = problems_of(
+        "probes:\n  - {kind: tcp, name: a, host: h}\n  - {kind: nope, name: b}\n"
+    )
+    assert len(problems) == 2
+
+
+def test_invalid_yaml_gives_line_and_column() -> None:
+    problems = problems_of("probes:\n  - {kind: tcp, name: [\n")
+    assert problems[0].startswith("line 3, column 1: invalid YAML")
+
+
+def test_unknown_top_level_section() -> None:
+    assert problems_of("probes: []\nprobs: []\n") == [
+        "unknown field 'probs' (allowed: defaults, probes, scheduler, scoring)"
+    ]
+
+
+def test_environment_references(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("READINESS_TEST_HOST", "db.internal")
+    config = config_from(
+        """
+        probes:
+          - kind: tcp
+            name: db
+            host: ${READINESS_TEST_HOST}
+            port: ${READINESS_TEST_PORT:-5432}
+            send: "costs $$5"
+        """
+    )
+    probe = config.probes[0]
+    assert probe.model_dump()["host"] == "db.internal"
+    assert probe.model_dump()["port"] == 5432
+    assert probe.model_dump()["send"] == "costs $5"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_config(tmp_path / "absent.yml")
+
+
+def test_settings_from_environment_and_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("READINESS_WEB_LISTEN_ADDRESS", "127.0.0.1:9999")
+    monkeypatch.setenv("READINESS_LOG_FORMAT", "json")
+    assert Settings().listen_host_port() == ("127.0.0.1", 9999)
+    assert Settings().log_format == "json"
+    flagged = Settings(web_listen_address="[::1]:8080")
+    assert flagged.listen_host_port() == ("::1", 8080)
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        Settings(web_listen_address="nowhere").listen_host_port()

@@ -1,0 +1,139 @@
+"""The scheduler: cadence, bounds, damping, reload without losing state."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from exporter.config import Config
+from exporter.probes.base import ProbeResult
+from exporter.probes.context import ProbeContext, SharedResources
+from exporter.scheduler import ProbeRecord, Scheduler
+from tests.conftest import config_from
+from tests.kinds import ScriptedConfig, Tracker, scripted_kind
+
+
+def scripted(*probes: str, concurrency: int = 64) -> Config:
+    lines = "\n".join(f"  - {p}" for p in probes)
+    return config_from(
+        f"scheduler: {{max_concurrency: {concurrency}, jitter: 0}}\nprobes:\n{lines}\n"
+    )
+
+
+def test_flap_damping_needs_consecutive_runs() -> None:
+    config = ScriptedConfig(name="s", failure_threshold=3, success_threshold=2)
+    record = ProbeRecord(config, ProbeContext("s", SharedResources()))
+    ok, bad = ProbeResult(success=True), ProbeResult(success=False)
+    states = []
+    for result in (ok, bad, bad, ok, bad, bad, bad, ok, bad, ok, ok):
+        record.record(result)
+        states.append(record.up)
+    assert states == [
+        True,
+        True,
+        True,
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
+        True,
+    ]
+    assert (record.runs, record.failures) == (11, 6)
+
+
+async def test_probes_run_on_their_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    with scripted_kind(monkeypatch):
+        scheduler = Scheduler(
+            scripted("{kind: scripted, name: a, interval: 0.1, timeout: 0.05}")
+        )
+        await scheduler.start()
+        await asyncio.sleep(0.45)
+        await scheduler.stop()
+    # First run at start-up, then every 0.1 s: about five runs.
+    assert 3 <= Tracker.runs <= 6
+
+
+async def test_one_probe_never_runs_twice_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with scripted_kind(monkeypatch):
+        # Each run takes most of the interval; runs must not overlap.
+        scheduler = Scheduler(
+            scripted(
+                "{kind: scripted, name: a, interval: 0.1, timeout: 0.09, sleep: 0.08}"
+            )
+        )
+        await scheduler.start()
+        await asyncio.sleep(0.5)
+        await scheduler.stop()
+    assert Tracker.most == 1
+    assert Tracker.runs >= 3
+
+
+async def test_the_concurrency_bound_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    with scripted_kind(monkeypatch):
+        probes = [
+            f"{{kind: scripted, name: p{i}, interval: 1, timeout: 0.5, sleep: 0.1}}"
+            for i in range(6)
+        ]
+        scheduler = Scheduler(scripted(*probes, concurrency=2))
+        await scheduler.run_all_once()
+        await scheduler.stop()
+    assert Tracker.most == 2
+    assert Tracker.runs == 6
+    assert scheduler.lag.count == 0  # run_all_once has no planned time
+
+
+async def test_reload_keeps_unchanged_probes_and_drops_removed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with scripted_kind(monkeypatch):
+        scheduler = Scheduler(
+            scripted(
+                "{kind: scripted, name: keep, interval: 10, timeout: 1}",
+                "{kind: scripted, name: change, interval: 10, timeout: 1}",
+                "{kind: scripted, name: drop, interval: 10, timeout: 1}",
+            )
+        )
+        await scheduler.start()
+        await asyncio.sleep(0.05)
+        kept = scheduler.records["keep"]
+        assert kept.runs == 1
+        await scheduler.apply(
+            scripted(
+                "{kind: scripted, name: keep, interval: 10, timeout: 1}",
+                "{kind: scripted, name: change, interval: 10, timeout: 2}",
+                "{kind: scripted, name: new, interval: 10, timeout: 1}",
+            )
+        )
+        await asyncio.sleep(0.05)
+        assert scheduler.records["keep"] is kept
+        assert kept.runs == 1  # not restarted
+        assert set(scheduler.records) == {"keep", "change", "new"}
+        assert scheduler.records["change"].config.timeout == 2
+        assert scheduler.records["new"].runs == 1
+        await scheduler.stop()
+    assert scheduler.records == {}
+
+
+async def test_readiness_follows_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    with scripted_kind(monkeypatch):
+        scheduler = Scheduler(
+            scripted(
+                "{kind: scripted, name: good, interval: 10, timeout: 1}",
+                "{kind: scripted, name: bad, behaviour: fail_critical,"
+                " interval: 10, timeout: 1}",
+            )
+        )
+        assert scheduler.readiness().score is None
+        assert not scheduler.ready()
+        await scheduler.run_all_once()
+        assessment = scheduler.readiness()
+        await scheduler.stop()
+    # reliability: 1 of 2 critical checks; security: both warnings pass.
+    assert assessment.categories == {"reliability": 0.5, "security": 1.0}
+    assert assessment.score == pytest.approx((0.5 * 0.30 + 1.0 * 0.25) / 0.55)
