@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -21,7 +22,12 @@ from prometheus_client.openmetrics.exposition import (
 )
 
 from exporter import __version__
-from exporter.exposition import Family, sample_line
+from exporter.exposition import (
+    Family,
+    escape_label_value,
+    format_value,
+    sample_line,
+)
 from exporter.probes import PROBES
 from exporter.probes.base import Category, Reason
 from exporter.readiness import Verdict
@@ -98,6 +104,39 @@ def _kind_families() -> dict[str, Family]:
     return families
 
 
+@dataclass(frozen=True, slots=True)
+class _ProbeLabels:
+    """A probe's label text, formatted once: its config never changes."""
+
+    base: str  # kind="...",probe="...",<user labels>
+    probe: str  # probe="..."
+    user: str  # ,team="..." or ""
+    user_pairs: tuple[tuple[str, str], ...]
+    failure_info: tuple[str, ...]  # sample prefix per Reason
+    buckets: tuple[str, ...]  # sample prefix per latency bucket, +Inf last
+
+    @classmethod
+    def of(cls, record: ProbeRecord) -> _ProbeLabels:
+        config = record.config
+        user_pairs = tuple(sorted(config.labels.items()))
+        user = "".join(f',{k}="{escape_label_value(v)}"' for k, v in user_pairs)
+        probe = f'probe="{escape_label_value(config.name)}"'
+        base = f'kind="{config.kind}",{probe}{user}'
+        bounds = [repr(float(b)) for b in record.latency.bounds] + ["+Inf"]
+        return cls(
+            base=base,
+            probe=probe,
+            user=user,
+            user_pairs=user_pairs,
+            failure_info=tuple(
+                f'{FAILURE_INFO.name}{{{base},reason="{r.value}"}} ' for r in Reason
+            ),
+            buckets=tuple(
+                f'{LATENCY.name}_bucket{{{base},le="{le}"}} ' for le in bounds
+            ),
+        )
+
+
 @dataclass
 class DaemonStatus:
     """The exporter's own state that is not the scheduler's."""
@@ -120,46 +159,59 @@ class Collector:
         self._process_registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self._process_registry)
         self._dropped_names: set[str] = set()
+        self._labels: weakref.WeakKeyDictionary[ProbeRecord, _ProbeLabels] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # --- per probe ---------------------------------------------------------------
+
+    def _labels_of(self, record: ProbeRecord) -> _ProbeLabels:
+        labels = self._labels.get(record)
+        if labels is None:
+            labels = _ProbeLabels.of(record)
+            self._labels[record] = labels
+        return labels
 
     def render_probe(self, record: ProbeRecord) -> dict[str, str]:
         """The probe's lines by family name; cached on the record."""
         if record.rendered is not None:
             return record.rendered
-        probe = record.config
-        user = tuple(sorted(probe.labels.items()))
-        base = (("kind", probe.kind), ("probe", probe.name), *user)
+        labels = self._labels_of(record)
+        base = labels.base
         parts: dict[str, list[str]] = {}
-
-        def add(family: Family, line: str) -> None:
-            parts.setdefault(family.name, []).append(line)
-
         result = record.result
         if result is not None:
-            add(SUCCESS, sample_line(SUCCESS.name, base, result.success))
-            add(UP, sample_line(UP.name, base, bool(record.up)))
-            add(DURATION, sample_line(DURATION.name, base, result.duration_seconds))
-            add(LAST_RUN, sample_line(LAST_RUN.name, base, result.finished_at))
-            for reason in Reason:
-                labels = (*base, ("reason", reason.value))
-                add(
-                    FAILURE_INFO,
-                    sample_line(FAILURE_INFO.name, labels, result.reason is reason),
-                )
-            for check in result.checks:
-                labels = (
-                    ("probe", probe.name),
-                    ("check", check.name),
-                    ("category", check.category.value),
-                    ("severity", check.severity.value),
-                    *user,
-                )
-                add(CHECK_PASSED, sample_line(CHECK_PASSED.name, labels, check.passed))
-            self._add_samples(record, parts, user)
-        add(LATENCY, record.latency.lines(LATENCY.name, base))
-        add(RUNS, sample_line(RUNS.name, base, record.runs))
-        add(FAILURES, sample_line(FAILURES.name, base, record.failures))
+            parts[SUCCESS.name] = [f"{SUCCESS.name}{{{base}}} {int(result.success)}\n"]
+            parts[UP.name] = [f"{UP.name}{{{base}}} {int(bool(record.up))}\n"]
+            parts[DURATION.name] = [
+                f"{DURATION.name}{{{base}}} {format_value(result.duration_seconds)}\n"
+            ]
+            parts[LAST_RUN.name] = [
+                f"{LAST_RUN.name}{{{base}}} {format_value(result.finished_at)}\n"
+            ]
+            parts[FAILURE_INFO.name] = [
+                f"{prefix}{int(result.reason is reason)}\n"
+                for reason, prefix in zip(Reason, labels.failure_info, strict=True)
+            ]
+            parts[CHECK_PASSED.name] = [
+                f"{CHECK_PASSED.name}{{{labels.probe},check="
+                f'"{escape_label_value(c.name)}",category="{c.category.value}",'
+                f'severity="{c.severity.value}"{labels.user}}} {int(c.passed)}\n'
+                for c in result.checks
+            ]
+            self._add_samples(record, parts, labels.user_pairs)
+        latency = record.latency
+        parts[LATENCY.name] = [
+            *(
+                f"{prefix}{n}\n"
+                for prefix, n in zip(labels.buckets, latency.counts, strict=False)
+            ),
+            f"{labels.buckets[-1]}{latency.count}\n",
+            f"{LATENCY.name}_sum{{{base}}} {format_value(latency.sum)}\n",
+            f"{LATENCY.name}_count{{{base}}} {latency.count}\n",
+        ]
+        parts[RUNS.name] = [f"{RUNS.name}{{{base}}} {record.runs}\n"]
+        parts[FAILURES.name] = [f"{FAILURES.name}{{{base}}} {record.failures}\n"]
         record.rendered = {name: "".join(lines) for name, lines in parts.items()}
         return record.rendered
 

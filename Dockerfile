@@ -1,0 +1,10 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY exporter ./exporter
+COPY config ./config
+RUN pip install --no-cache-dir . && useradd --system --no-create-home exporter
+USER exporter
+EXPOSE 10113
+ENTRYPOINT ["readiness-exporter"]
+CMD ["run", "--config", "/app/config/example.yml", "--web.listen-address", "0.0.0.0:10113"]
