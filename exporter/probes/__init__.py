@@ -14,7 +14,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
-from exporter.probes import tcp
+from exporter.probes import tcp, tls
 from exporter.probes.base import (
     BaseProbeConfig,
     CheckSpec,
@@ -36,6 +36,7 @@ class ProbeKind:
 
 PROBES: dict[str, ProbeKind] = {
     "tcp": ProbeKind(tcp.TcpConfig, tcp.probe, tcp.plan, tcp.METRICS),
+    "tls": ProbeKind(tls.TlsConfig, tls.probe, tls.plan, tls.METRICS),
 }
 
 

@@ -1,0 +1,436 @@
+"""Probe that judges TLS certificates: of a live endpoint, or of PEM files.
+
+Endpoint form: a handshake with verification off fetches the presented chain
+(so an expired, self-signed or wrong-host certificate is still exported), then
+a second handshake with verification on judges the chain and our own matcher
+judges the hostname, as separate checks; a third handshake offering only
+TLS 1.0/1.1 tests that the server refuses them. File form: every certificate
+of every PEM file the globs match.
+
+    readiness_tls_cert_not_after_timestamp_seconds{probe="web",cn="example.com",
+        issuer_cn="R11",serial="4a1f...",position="0"} 1.7789e+09
+    readiness_tls_version_info{probe="web",version="TLSv1.3"} 1
+    readiness_tls_handshake_seconds{probe="web"} 0.0042
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import struct
+import time
+import warnings
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from exporter.probes.base import (
+    BaseProbeConfig,
+    Category,
+    Checks,
+    CheckSpec,
+    MetricSpec,
+    Port,
+    ProbeError,
+    ProbeResult,
+    ProtocolError,
+    Reason,
+    Sample,
+    Severity,
+    TargetConfigError,
+    first_line,
+)
+from exporter.probes.context import ProbeContext
+from exporter.probes.tls_certs import (
+    CERT_LABELS,
+    NOT_AFTER,
+    NOT_BEFORE,
+    CertInfo,
+    cert_samples,
+    expiry_problem,
+    hostname_matches,
+    judge_leaves,
+    load_files,
+    names_of,
+    parse_chain,
+    presented_chain,
+    validity_problem,
+)
+
+METRICS = (
+    MetricSpec(
+        NOT_AFTER,
+        "Not-after instant of every presented (or file) certificate, last run;"
+        ' position="0" is the leaf, file is set for the file form.',
+        labels=CERT_LABELS,
+    ),
+    MetricSpec(
+        NOT_BEFORE,
+        "Not-before instant of every presented (or file) certificate, last run.",
+        labels=CERT_LABELS,
+    ),
+    MetricSpec(
+        "tls_version_info",
+        "TLS version negotiated by the endpoint, last run (value 1).",
+        type="info",
+        labels=("version",),
+    ),
+    MetricSpec(
+        "tls_handshake_seconds",
+        "Duration of the TLS handshake (after TCP connect and STARTTLS), last run.",
+    ),
+)
+
+# PostgreSQL's SSLRequest: length 8, then the magic code 80877102 (0x04d2162f).
+POSTGRES_SSL_REQUEST = struct.pack("!ii", 8, 0x04D2162F)
+MODERN_VERSIONS = frozenset({"TLSv1.2", "TLSv1.3"})
+# OpenSSL 3 will not even offer TLS 1.0/1.1 (or SHA-1 suites) at the default
+# security level; level 0 makes our client offer everything, so the checks
+# judge the server's policy rather than ours.
+_LEGACY_CIPHERS = "ALL:!aNULL:@SECLEVEL=0"
+# Reasons OpenSSL gives when the refusal is ours, not the server's.
+_LOCAL_REFUSALS = frozenset({"NO_PROTOCOLS_AVAILABLE", "NO_CIPHERS_AVAILABLE"})
+
+
+class TlsConfig(BaseProbeConfig):
+    """An endpoint (`host`) or PEM files on disk (`files`), and thresholds."""
+
+    kind: Literal["tls"] = "tls"
+    host: str | None = Field(default=None, min_length=1)
+    port: Port = 443
+    server_name: str | None = Field(default=None, min_length=1)
+    ca_file: Path | None = None
+    starttls: Literal["postgres"] | None = None
+    check_legacy_tls: bool = True
+    files: tuple[str, ...] | None = None
+    warn_days: float = Field(default=30.0, ge=0)
+    critical_days: float = Field(default=7.0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> TlsConfig:
+        if self.host is not None and self.files is not None:
+            raise ValueError(
+                "set either `host` (probe a TLS endpoint) or `files` (read PEM"
+                " files from disk), not both; use two probes for both"
+            )
+        if self.host is None and self.files is None:
+            raise ValueError(
+                "set `host` (probe a TLS endpoint) or `files` (PEM file globs"
+                " such as /etc/ssl/private/*.pem)"
+            )
+        if self.files is not None:
+            self._files_form_only()
+        if self.critical_days > self.warn_days:
+            raise ValueError(
+                f"critical_days ({self.critical_days:g}) must not exceed"
+                f" warn_days ({self.warn_days:g})"
+            )
+        return self
+
+    def _files_form_only(self) -> None:
+        if not self.files or not all(pattern.strip() for pattern in self.files):
+            raise ValueError(
+                "`files` needs one or more non-empty paths or globs,"
+                " such as /etc/ssl/private/*.pem"
+            )
+        endpoint_only = ("port", "server_name", "ca_file", "starttls")
+        misplaced = [name for name in endpoint_only if name in self.model_fields_set]
+        if "check_legacy_tls" in self.model_fields_set:
+            misplaced.append("check_legacy_tls")
+        if misplaced:
+            raise ValueError(
+                f"{', '.join(misplaced)} only apply with `host`;"
+                " remove them from a `files` probe"
+            )
+
+
+def plan(config: TlsConfig) -> list[CheckSpec]:
+    """Validity and expiry always; chain, hostname and versions for endpoints."""
+    warn = config.warn_days
+    critical = config.critical_days
+    specs = [
+        CheckSpec(
+            "cert_valid_now",
+            Category.SECURITY,
+            Severity.CRITICAL,
+            "The leaf certificate is valid now (not before <= now <= not after).",
+        ),
+        CheckSpec(
+            "cert_expiry_30d",
+            Category.SECURITY,
+            Severity.WARNING,
+            f"The leaf certificate expires in more than {warn:g} days.",
+        ),
+        CheckSpec(
+            "cert_expiry_7d",
+            Category.SECURITY,
+            Severity.CRITICAL,
+            f"The leaf certificate expires in more than {critical:g} days.",
+        ),
+    ]
+    if config.host is None:
+        return specs
+    specs += [
+        CheckSpec(
+            "chain_verifies",
+            Category.SECURITY,
+            Severity.CRITICAL,
+            "The presented chain verifies against the trust store.",
+        ),
+        CheckSpec(
+            "hostname_matches",
+            Category.SECURITY,
+            Severity.CRITICAL,
+            "The leaf certificate is for the server name.",
+        ),
+        CheckSpec(
+            "tls_version_min",
+            Category.SECURITY,
+            Severity.WARNING,
+            "The negotiated TLS version is 1.2 or newer.",
+        ),
+    ]
+    if config.check_legacy_tls:
+        specs.append(
+            CheckSpec(
+                "legacy_tls_refused",
+                Category.SECURITY,
+                Severity.WARNING,
+                "A handshake offering only TLS 1.0/1.1 is refused.",
+            )
+        )
+    return specs
+
+
+async def probe(config: TlsConfig, ctx: ProbeContext) -> ProbeResult:
+    """Judge the endpoint's chain or the files' certificates."""
+    checks = Checks(plan(config))
+    if config.files is not None:
+        samples = await _probe_files(config, config.files, checks)
+    else:
+        samples = await _probe_endpoint(config, checks)
+    return ProbeResult(checks=checks.finish(), samples=tuple(samples))
+
+
+def _record_leaf_checks(
+    config: TlsConfig, checks: Checks, leaves: list[CertInfo]
+) -> None:
+    now = time.time()
+    checks.record(
+        "cert_valid_now", *judge_leaves(leaves, lambda c: validity_problem(c, now))
+    )
+    checks.record(
+        "cert_expiry_30d",
+        *judge_leaves(leaves, lambda c: expiry_problem(c, now, config.warn_days)),
+    )
+    checks.record(
+        "cert_expiry_7d",
+        *judge_leaves(leaves, lambda c: expiry_problem(c, now, config.critical_days)),
+    )
+
+
+# --- file form ----------------------------------------------------------------
+
+
+async def _probe_files(
+    config: TlsConfig, patterns: tuple[str, ...], checks: Checks
+) -> list[Sample]:
+    # Globbing a large tree and parsing bundles must not stall other probes.
+    certs = await asyncio.to_thread(load_files, patterns)
+    leaves = [info for info in certs if info.position == 0]
+    _record_leaf_checks(config, checks, leaves)
+    return cert_samples(certs)
+
+
+# --- endpoint form --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """What one completed handshake showed."""
+
+    version: str
+    chain: list[bytes]
+    seconds: float
+
+
+class HandshakeFailed(ProbeError):
+    """The connection broke during the TLS handshake (not an SSL alert)."""
+
+    reason = Reason.TLS
+
+
+async def _probe_endpoint(config: TlsConfig, checks: Checks) -> list[Sample]:
+    assert config.host is not None  # noqa: S101 (the validator guarantees a form)
+    server_name = config.server_name or config.host
+    verify_context = _verify_context(config)  # a bad ca_file fails before any I/O
+    shown = await _handshake(config, _liberal_context(), server_name)
+    certs = parse_chain(shown.chain)
+    if not certs:
+        raise ProbeError("the server presented no certificate", reason=Reason.TLS)
+    leaf = certs[0]
+    _record_leaf_checks(config, checks, [leaf])
+    checks.record("hostname_matches", *_hostname_verdict(leaf, server_name))
+    checks.record(
+        "tls_version_min",
+        shown.version in MODERN_VERSIONS,
+        f"negotiated {shown.version}",
+    )
+    verdict = await _verify(config, verify_context, server_name)
+    checks.record("chain_verifies", *verdict)
+    if checks.planned("legacy_tls_refused"):
+        verdict = await _legacy_refused(config, server_name)
+        checks.record("legacy_tls_refused", *verdict)
+    return [
+        *cert_samples(certs),
+        Sample.of("tls_version_info", 1, version=shown.version),
+        Sample.of("tls_handshake_seconds", shown.seconds),
+    ]
+
+
+def _hostname_verdict(leaf: CertInfo, server_name: str) -> tuple[bool, str]:
+    if hostname_matches(leaf.cert, server_name):
+        return True, f"leaf is valid for {server_name}"
+    names = names_of(leaf.cert)
+    listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return False, f"leaf is for {listed or 'no name'}, not {server_name}"
+
+
+def _liberal_context(
+    *, verify: bool = False, legacy_only: bool = False
+) -> ssl.SSLContext:
+    """A client context that offers every version and suite OpenSSL has."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False  # judged by hostname_matches, separately
+    context.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
+    with warnings.catch_warnings():
+        # Offering deprecated versions is the point of this context.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        if legacy_only:
+            context.maximum_version = ssl.TLSVersion.TLSv1_1
+    context.set_ciphers(_LEGACY_CIPHERS)
+    return context
+
+
+def _verify_context(config: TlsConfig) -> ssl.SSLContext:
+    """Verification on, trusting ca_file or else the system store."""
+    context = _liberal_context(verify=True)
+    try:
+        if config.ca_file is not None:
+            context.load_verify_locations(cafile=str(config.ca_file))
+        else:
+            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    except OSError as error:  # ssl.SSLError too: the file is not PEM
+        raise TargetConfigError(
+            f"ca_file {config.ca_file}: cannot load CA certificates"
+            f" ({getattr(error, 'reason', None) or error.strerror or 'unreadable'})"
+        ) from None
+    return context
+
+
+async def _verify(
+    config: TlsConfig, context: ssl.SSLContext, server_name: str
+) -> tuple[bool, str]:
+    """Whether a client that trusts the store accepts the presented chain.
+
+    A second handshake rather than cryptography's verifier: it is OpenSSL's
+    verdict, the one real clients reach, with the system store it loads.
+    """
+    store = f"ca_file {config.ca_file}" if config.ca_file else "the system store"
+    try:
+        await _handshake(config, context, server_name)
+    except ssl.SSLCertVerificationError as error:
+        why = error.verify_message or error.reason or "verification failed"
+        return False, f"{why} (trusting {store})"
+    except (ssl.SSLError, HandshakeFailed) as error:
+        return False, f"verifying handshake failed: {first_line(error)}"
+    return True, f"chain verifies (trusting {store})"
+
+
+async def _legacy_refused(config: TlsConfig, server_name: str) -> tuple[bool, str]:
+    """Whether a handshake offering only TLS 1.0/1.1 is refused.
+
+    When our own OpenSSL declines to offer them the check fails as "not
+    evaluated" rather than passing on a refusal the server never made.
+    """
+    if not (ssl.HAS_TLSv1 or ssl.HAS_TLSv1_1):
+        return False, "not evaluated: this OpenSSL cannot offer TLS 1.0/1.1"
+    context = _liberal_context(legacy_only=True)
+    try:
+        shown = await _handshake(config, context, server_name)
+    except ssl.SSLError as error:
+        if error.reason in _LOCAL_REFUSALS:
+            return False, f"not evaluated: this OpenSSL refused ({error.reason})"
+        return True, f"refused ({error.reason or 'handshake failed'})"
+    except HandshakeFailed:
+        return True, "refused (connection closed during the handshake)"
+    return False, f"server accepted {shown.version}"
+
+
+async def _handshake(
+    config: TlsConfig, context: ssl.SSLContext, server_name: str
+) -> Handshake:
+    """Connect, do STARTTLS if configured, handshake, read, and close."""
+    async with _tls_connection(config, context, server_name) as (ssl_object, took):
+        return Handshake(
+            version=ssl_object.version() or "unknown",
+            chain=presented_chain(ssl_object),
+            seconds=took,
+        )
+
+
+@contextlib.asynccontextmanager
+async def _tls_connection(
+    config: TlsConfig, context: ssl.SSLContext, server_name: str
+) -> AsyncIterator[tuple[ssl.SSLObject, float]]:
+    reader, writer = await asyncio.open_connection(config.host, config.port)
+    try:
+        if config.starttls == "postgres":
+            await _postgres_ssl_request(reader, writer)
+        started = time.perf_counter()
+        try:
+            await writer.start_tls(
+                context,
+                server_hostname=server_name,
+                # Above the run's timeout, so a silent server is "timeout".
+                ssl_handshake_timeout=config.timeout + 1.0,
+            )
+        except (ssl.SSLError, TimeoutError):
+            raise
+        except OSError as error:
+            raise HandshakeFailed(
+                f"TLS handshake failed: {first_line(error)}"
+            ) from error
+        took = time.perf_counter() - started
+        yield writer.get_extra_info("ssl_object"), took
+    finally:
+        writer.close()
+        # A peer that never finishes the close must not hold the run.
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
+async def _postgres_ssl_request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """Ask a PostgreSQL server to switch to TLS; it answers one byte."""
+    writer.write(POSTGRES_SSL_REQUEST)
+    await writer.drain()
+    try:
+        answer = await reader.readexactly(1)
+    except asyncio.IncompleteReadError:
+        raise ProtocolError(
+            "the server closed the connection instead of answering the SSLRequest"
+        ) from None
+    if answer == b"N":
+        raise ProbeError(
+            "the PostgreSQL server does not offer TLS (answered N to SSLRequest)",
+            reason=Reason.TLS,
+        )
+    if answer != b"S":
+        raise ProtocolError(f"unexpected answer {answer!r} to the SSLRequest")
