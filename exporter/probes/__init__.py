@@ -14,7 +14,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
-from exporter.probes import tcp, tls
+from exporter.probes import tcp, tls, workers
 from exporter.probes.base import (
     BaseProbeConfig,
     CheckSpec,
@@ -37,6 +37,9 @@ class ProbeKind:
 PROBES: dict[str, ProbeKind] = {
     "tcp": ProbeKind(tcp.TcpConfig, tcp.probe, tcp.plan, tcp.METRICS),
     "tls": ProbeKind(tls.TlsConfig, tls.probe, tls.plan, tls.METRICS),
+    "workers": ProbeKind(
+        workers.WorkersConfig, workers.probe, workers.plan, workers.METRICS
+    ),
 }
 
 

@@ -1,0 +1,118 @@
+"""Ready-made `workers` configs for two APIs named in the readiness checklists.
+
+A preset fills endpoints, mappings, field roles and thresholds so a user
+writes `preset:` and `url:` and nothing else; every part can be overridden
+(explicit fields win, mappings and endpoints merge key by key). The JSON
+shapes each preset expects are documented, with example documents, in
+docs/probes/workers.md.
+
+- `mcp-threading`: the MCP Threading System's `GET /api/threading/status`
+  (`{"success": true, "data": {"worker": {...}, "health": {...}, ...}}`, one
+  worker thread), and the pool form of the same API, `data.workers[*]`, one
+  record per worker with a `state` string.
+- `bullmq-jobs-endpoint`: a NestJS `GET /api/jobs/metrics` that reports
+  BullMQ `getJobCounts()` per queue and the number of connected workers.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+# Worker states as Node worker-thread supervisors name them; anything else is
+# reported as unmapped rather than guessed.
+WORKER_STATES: dict[str, float] = {
+    "RUNNING": 1,
+    "IDLE": 1,
+    "BUSY": 1,
+    "STARTING": 1,
+    "STOPPING": 0,
+    "STOPPED": 0,
+    "ERROR": 0,
+    "CRASHED": 0,
+    "TERMINATED": 0,
+}
+
+MCP_THREADING: dict[str, Any] = {
+    "endpoints": {"status": "/api/threading/status"},
+    "mappings": {
+        "workers": {
+            "endpoint": "status",
+            # Pool form first; the single-thread form is the whole `data` block.
+            "items": ["$.data.workers[*]", "$.data"],
+            "item": ["id", "name"],
+            "values": {
+                "state": {
+                    "path": ["state", "isRunning", "worker.isRunning"],
+                    "map": WORKER_STATES,
+                },
+                "healthy": {"path": ["isHealthy", "health.isHealthy"]},
+                "memory_bytes": {
+                    "path": ["memoryUsage.heapUsed", "health.memoryUsage.heapUsed"]
+                },
+                "restarts": {"path": ["restartCount", "worker.restartCount"]},
+                "errors": {"path": ["errorCount", "errors.totalErrors"]},
+                "queue_depth": {"path": ["pendingMessages", "messages.pendingCount"]},
+            },
+        }
+    },
+    "alive_field": "state",
+    "memory_field": "memory_bytes",
+    "queue_depth_field": "queue_depth",
+    "errors_field": "errors",
+    "restarts_field": "restarts",
+    "queue_depth_max": 100,
+    "errors_budget": 10,
+    "restarts_budget": 0,
+}
+
+BULLMQ_JOBS_ENDPOINT: dict[str, Any] = {
+    "endpoints": {"metrics": "/api/jobs/metrics"},
+    "mappings": {
+        "queues": {
+            "endpoint": "metrics",
+            # A bare getJobCounts() document is one queue.
+            "items": ["$.queues[*]", "$"],
+            "item": ["name"],
+            "values": {
+                "waiting": {"path": ["counts.waiting", "counts.wait", "waiting"]},
+                "active": {"path": ["counts.active", "active"]},
+                "delayed": {"path": ["counts.delayed", "delayed"]},
+                "failed": {"path": ["counts.failed", "failed"]},
+                "workers": {"path": ["workers", "workerCount"]},
+            },
+        }
+    },
+    "alive_field": "workers",
+    "queue_depth_field": "waiting",
+    "errors_field": "failed",
+    "queue_depth_max": 1000,
+    "errors_budget": 10,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "mcp-threading": MCP_THREADING,
+    "bullmq-jobs-endpoint": BULLMQ_JOBS_ENDPOINT,
+}
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """*base* with *override* laid over it; nested mappings merge key by key."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def apply_preset(raw: dict[str, Any]) -> dict[str, Any]:
+    """*raw* probe fields merged over the preset it names (if any)."""
+    name = raw.get("preset")
+    if name is None:
+        return raw
+    if not isinstance(name, str) or name not in PRESETS:
+        known = ", ".join(sorted(PRESETS))
+        raise ValueError(f"unknown preset {name!r}: use one of {known}")
+    return deep_merge(PRESETS[name], raw)
