@@ -168,6 +168,12 @@ def _probe_label(index: int, raw: Any) -> str:
     return f"probes[{index}]"
 
 
+def _label_clash(probe: BaseProbeConfig) -> list[str]:
+    """User labels that a kind-specific series already carries."""
+    taken = {label for spec in PROBES[probe.kind].metrics for label in spec.labels}
+    return sorted(taken.intersection(probe.labels))
+
+
 def _validate_probes(
     raw_probes: list[dict[str, Any]], defaults: ProbeDefaults
 ) -> tuple[list[BaseProbeConfig], list[str]]:
@@ -206,6 +212,13 @@ def _validate_probes(
                 if kind and loc and loc[0] == raw.get("kind"):
                     detail = {**detail, "loc": loc[1:]}
                 problems.append(f"{label}: {_describe(detail, model)}")
+            continue
+        clash = _label_clash(probe)
+        if clash:
+            problems.append(
+                f"{label}: field 'labels': {clash} already used by the"
+                f" {probe.kind} metrics; pick other names"
+            )
             continue
         probes.append(probe)
     return probes, problems

@@ -115,6 +115,16 @@ def test_mistakes_name_file_probe_and_field(probe: str, expected: str) -> None:
     assert str(caught.value).startswith(expected), str(caught.value)
 
 
+def test_user_labels_may_not_clash_with_kind_labels() -> None:
+    problems = problems_of(
+        "probes:\n  - {kind: tls, name: c, host: h, labels: {cn: x, team: y}}\n"
+    )
+    assert problems == [
+        "probe 'c' (probes[0]): field 'labels': ['cn'] already used by the tls"
+        " metrics; pick other names"
+    ]
+
+
 def test_duplicate_names_point_at_the_first() -> None:
     problems = problems_of(
         "probes:\n"
