@@ -14,7 +14,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
-from exporter.probes import backup, tcp, tls, workers
+from exporter.probes import backup, http, tcp, tls, workers
 from exporter.probes.base import (
     BaseProbeConfig,
     CheckSpec,
@@ -35,6 +35,7 @@ class ProbeKind:
 
 
 PROBES: dict[str, ProbeKind] = {
+    "http": ProbeKind(http.HttpConfig, http.probe, http.plan, http.METRICS),
     "backup": ProbeKind(backup.BackupConfig, backup.probe, backup.plan, backup.METRICS),
     "tcp": ProbeKind(tcp.TcpConfig, tcp.probe, tcp.plan, tcp.METRICS),
     "tls": ProbeKind(tls.TlsConfig, tls.probe, tls.plan, tls.METRICS),

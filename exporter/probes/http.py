@@ -1,0 +1,630 @@
+"""Probe that sends one HTTP request and judges the reply.
+
+Status, body regex, JSON conditions, latency p95 over a window of runs,
+browser security headers, CORS, the http->https redirect and rate-limit
+headers each become a check. Sample output:
+
+    readiness_http_status_code{probe="api"} 200
+    readiness_http_duration_seconds{probe="api",phase="connect"} 0.0021
+    readiness_http_latency_p95_seconds{probe="api"} 0.0154
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import time
+from collections import deque
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Literal
+
+import aiohttp
+from pydantic import Field, SecretStr, field_validator, model_validator
+from yarl import URL
+
+from exporter.jsonpath import parse_condition
+from exporter.probes import http_checks as verdicts
+from exporter.probes.base import (
+    BaseProbeConfig,
+    Checks,
+    CheckSpec,
+    Duration,
+    MetricSpec,
+    Model,
+    ProbeResult,
+    Reason,
+    Sample,
+    TargetConfigError,
+    first_line,
+)
+from exporter.probes.context import ProbeContext
+from exporter.probes.http_presets import PresetName, apply_preset
+from exporter.redact import redact
+
+PHASES = ("resolve", "connect", "processing", "transfer")
+
+METRICS = (
+    MetricSpec("http_status_code", "Final HTTP status of the last run; 0 if none."),
+    MetricSpec(
+        "http_duration_seconds",
+        "Time per phase of the last run, summed over redirects: resolve, connect"
+        " (TCP and TLS), processing (request sent to response headers), transfer"
+        " (reading the body).",
+        labels=("phase",),
+    ),
+    MetricSpec(
+        "http_content_length_bytes",
+        "Content-Length of the final reply, or the body size when read in full.",
+    ),
+    MetricSpec(
+        "http_body_read_bytes",
+        "Body bytes actually read, at most max_body_bytes + 1.",
+    ),
+    MetricSpec(
+        "http_latency_p95_seconds",
+        "95th percentile of request latency over the last latency_window runs.",
+    ),
+    MetricSpec("http_redirects", "Redirects followed in the last run."),
+)
+
+SecurityHeader = Literal["hsts", "x_frame_options", "x_content_type_options", "csp"]
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_USER_AGENT = "readiness-exporter"
+
+
+# --- config -------------------------------------------------------------------
+
+
+def _any_2xx() -> list[int | str]:
+    return ["2xx"]
+
+
+class NamedCondition(Model):
+    """A JSON condition with the name of its check (`condition_<name>`)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]{1,60}$")
+    condition: str
+
+    @field_validator("condition")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        parse_condition(value)
+        return value
+
+
+class BasicAuth(Model):
+    """HTTP basic auth; the password inline or read from a file each run."""
+
+    username: str
+    password: SecretStr | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_password(self) -> BasicAuth:
+        if (self.password is None) == (self.password_file is None):
+            raise ValueError("basic_auth needs exactly one of password, password_file")
+        return self
+
+
+class HttpConfig(BaseProbeConfig):
+    """One request and what its reply must look like."""
+
+    kind: Literal["http"] = "http"
+    preset: PresetName | None = None
+    url: str
+    path: str | None = None
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    body: str | None = None
+    valid_status_codes: list[int | str] = Field(default_factory=_any_2xx)
+    body_regex: str | None = None
+    conditions: list[NamedCondition] = Field(default_factory=list)
+    latency_target: Duration | None = None
+    latency_window: int = Field(default=20, ge=1, le=1000)
+    security_headers: bool | list[SecurityHeader] = True
+    cors_check: bool = True
+    redirect_https: bool = False
+    redirect_https_url: str | None = None
+    rate_limit_headers: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure_skip_verify: bool = False
+    server_name: str | None = None
+    max_body_bytes: int = Field(default=1_048_576, ge=1, le=268_435_456)
+    follow_redirects: bool = True
+    basic_auth: BasicAuth | None = None
+    bearer_token: SecretStr | None = None
+    bearer_token_file: Path | None = None
+
+    _presets = model_validator(mode="before")(apply_preset)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("url", "redirect_https_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parsed = URL(value)
+        except ValueError:
+            raise ValueError(f"{redact(value)!r} is not a URL") from None
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError(
+                f"{redact(value)!r} is not an http(s) URL;"
+                " write http://host:port/path or https://..."
+            )
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"path {value!r} must start with /")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _header_syntax(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, secret in value.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            if any(c in secret.get_secret_value() for c in "\r\n"):
+                raise ValueError(f"the value of header {name!r} contains a newline")
+        return value
+
+    @field_validator("valid_status_codes")
+    @classmethod
+    def _status_patterns(cls, value: list[int | str]) -> list[int | str]:
+        if not value:
+            raise ValueError('list at least one status, e.g. ["2xx"]')
+        for index, pattern in enumerate(value):
+            problem = verdicts.status_pattern_error(pattern)
+            if problem:
+                raise ValueError(
+                    f"item {index}: {problem}; write a code (200, 204) or a"
+                    ' class ("2xx", "3xx")'
+                )
+        return value
+
+    @field_validator("body_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"invalid regular expression: {error}") from None
+        return value
+
+    @field_validator("conditions", mode="before")
+    @classmethod
+    def _name_plain_conditions(cls, value: Any) -> Any:
+        # A plain string gets its position as name, so `condition_0` stays
+        # stable until someone reorders the list (named ones never move).
+        if not isinstance(value, list):
+            return value
+        return [
+            {"name": str(index), "condition": item} if isinstance(item, str) else item
+            for index, item in enumerate(value)
+        ]
+
+    @field_validator("conditions")
+    @classmethod
+    def _unique_names(cls, value: list[NamedCondition]) -> list[NamedCondition]:
+        names = [c.name for c in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"condition names {duplicates} are used more than once")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HttpConfig:
+        if self.path is not None and URL(self.url).query_string:
+            raise ValueError("with path (or a preset) url must not have a ?query")
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file needs cert_file (the client certificate)")
+        credentials = [
+            self.basic_auth is not None,
+            self.bearer_token is not None or self.bearer_token_file is not None,
+        ]
+        if all(credentials):
+            raise ValueError("use either basic_auth or a bearer token, not both")
+        if self.bearer_token is not None and self.bearer_token_file is not None:
+            raise ValueError("use either bearer_token or bearer_token_file, not both")
+        plain_url = URL(self.url).scheme != "https"
+        if self.redirect_https and self.redirect_https_url is None and plain_url:
+            raise ValueError(
+                "redirect_https checks that http:// redirects to https://,"
+                " so url must be https:// (or set redirect_https_url)"
+            )
+        return self
+
+    def target(self) -> str:
+        """The URL requested: `url`, plus `path` when one is set."""
+        if self.path is None:
+            return self.url
+        return self.url.rstrip("/") + self.path
+
+    def security_header_names(self) -> tuple[str, ...]:
+        """Config names of the security headers to check."""
+        if self.security_headers is True:
+            return tuple(verdicts.SECURITY_HEADERS)
+        if self.security_headers is False:
+            return ()
+        return tuple(h for h in verdicts.SECURITY_HEADERS if h in self.security_headers)
+
+    def plain_http_url(self) -> str:
+        """Where the https redirect is tried: the target on http, port 80."""
+        if self.redirect_https_url is not None:
+            return self.redirect_https_url
+        https = URL(self.target())
+        return str(https.with_scheme("http").with_port(None))
+
+
+# --- plan ---------------------------------------------------------------------
+
+
+def plan(config: HttpConfig) -> list[CheckSpec]:
+    """`status_ok` always; the other checks when the config asks for them."""
+    body = ["body_matches"] if config.body_regex is not None else []
+    latency = ["latency_p95"] if config.latency_target is not None else []
+    headers = [verdicts.SECURITY_HEADERS[h] for h in config.security_header_names()]
+    switches = {
+        "cors_not_wildcard": config.cors_check,
+        "https_redirect": config.redirect_https,
+        "rate_limit_headers": config.rate_limit_headers,
+    }
+    return [
+        *(verdicts.SPECS[name] for name in ("status_ok", *body)),
+        *(verdicts.condition_spec(c.name, c.condition) for c in config.conditions),
+        *(verdicts.SPECS[name] for name in (*latency, *headers)),
+        *(verdicts.SPECS[name] for name, on in switches.items() if on),
+    ]
+
+
+# --- the shared session and phase timing --------------------------------------
+
+
+class PhaseTimer:
+    """Seconds per phase of one run, filled by aiohttp's trace callbacks."""
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+        self._connect_started: float | None = None
+        self._resolve_started: float | None = None
+        self._resolve_in_connect = 0.0
+        self._request_sent: float | None = None
+
+    def connect_started(self) -> None:
+        self._connect_started = time.perf_counter()
+        self._resolve_in_connect = 0.0
+
+    def resolve_started(self) -> None:
+        self._resolve_started = time.perf_counter()
+
+    def resolve_ended(self) -> None:
+        if self._resolve_started is not None:
+            spent = time.perf_counter() - self._resolve_started
+            self.seconds["resolve"] += spent
+            self._resolve_in_connect += spent
+            self._resolve_started = None
+
+    def connect_ended(self) -> None:
+        # aiohttp resolves inside connection creation; keep the phases apart.
+        if self._connect_started is not None:
+            spent = time.perf_counter() - self._connect_started
+            self.seconds["connect"] += max(0.0, spent - self._resolve_in_connect)
+            self._connect_started = None
+
+    def request_sent(self) -> None:
+        self._request_sent = time.perf_counter()
+
+    def response_started(self) -> None:
+        if self._request_sent is not None:
+            self.seconds["processing"] += time.perf_counter() - self._request_sent
+            self._request_sent = None
+
+
+def _timer_callback(method: str) -> Any:
+    async def callback(
+        session: aiohttp.ClientSession, trace_ctx: SimpleNamespace, params: object
+    ) -> None:
+        timer = trace_ctx.trace_request_ctx
+        if isinstance(timer, PhaseTimer):
+            getattr(timer, method)()
+
+    return callback
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_start.append(_timer_callback("connect_started"))
+    trace.on_connection_create_end.append(_timer_callback("connect_ended"))
+    trace.on_dns_resolvehost_start.append(_timer_callback("resolve_started"))
+    trace.on_dns_resolvehost_end.append(_timer_callback("resolve_ended"))
+    trace.on_request_headers_sent.append(_timer_callback("request_sent"))
+    trace.on_request_redirect.append(_timer_callback("response_started"))
+    trace.on_request_end.append(_timer_callback("response_started"))
+    return trace
+
+
+def new_session() -> aiohttp.ClientSession:
+    """The one session of all http probes.
+
+    No keep-alive (every run pays DNS, connect and TLS again, as a fresh
+    client would, and the phases are measured), no DNS cache, no connection
+    limit, and no cookie jar (cookies must not travel between probes).
+    """
+    connector = aiohttp.TCPConnector(force_close=True, limit=0, use_dns_cache=False)
+    return aiohttp.ClientSession(
+        connector=connector,
+        trace_configs=[_trace_config()],
+        cookie_jar=aiohttp.DummyCookieJar(),
+        headers={"User-Agent": _USER_AGENT},
+    )
+
+
+class LatencyWindow:
+    """Latencies of this probe's last runs that got a reply."""
+
+    def __init__(self) -> None:
+        self.values: deque[float] = deque(maxlen=20)
+
+    def add(self, seconds: float, size: int) -> list[float]:
+        if self.values.maxlen != size:
+            self.values = deque(self.values, maxlen=size)
+        self.values.append(seconds)
+        return list(self.values)
+
+
+# --- the request --------------------------------------------------------------
+
+
+def _read_secret_file(path: Path, field: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise TargetConfigError(
+            f"cannot read {field} {path}: {error.strerror or error}"
+        ) from None
+
+
+def _request_headers(config: HttpConfig) -> dict[str, str]:
+    headers = {"Origin": verdicts.PROBE_ORIGIN} if config.cors_check else {}
+    headers.update({k: v.get_secret_value() for k, v in config.headers.items()})
+    token = config.bearer_token.get_secret_value() if config.bearer_token else None
+    if config.bearer_token_file is not None:
+        token = _read_secret_file(config.bearer_token_file, "bearer_token_file")
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def _basic_auth(config: HttpConfig) -> aiohttp.BasicAuth | None:
+    auth = config.basic_auth
+    if auth is None:
+        return None
+    if auth.password_file is not None:
+        password = _read_secret_file(auth.password_file, "basic_auth.password_file")
+    else:
+        password = auth.password.get_secret_value() if auth.password else ""
+    return aiohttp.BasicAuth(auth.username, password)
+
+
+def _ssl_setting(config: HttpConfig) -> ssl.SSLContext | bool:
+    """The default verified context, or one built from the TLS fields."""
+    if not (config.ca_file or config.cert_file or config.insecure_skip_verify):
+        return True
+    try:
+        context = ssl.create_default_context(
+            cafile=str(config.ca_file) if config.ca_file else None
+        )
+        if config.cert_file is not None:
+            context.load_cert_chain(config.cert_file, config.key_file)
+    except (OSError, ssl.SSLError) as error:
+        raise TargetConfigError(
+            f"cannot load ca_file/cert_file/key_file: {first_line(error)}"
+        ) from None
+    if config.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _request_budget(config: HttpConfig) -> float:
+    # Below the runner's timeout, so a slow reply still becomes a result of
+    # ours (status code 0 and the phases so far) rather than a cancellation.
+    return config.timeout - min(0.5, config.timeout * 0.1)
+
+
+async def _read_capped(
+    response: aiohttp.ClientResponse, limit: int
+) -> tuple[bytes, int, bool]:
+    """The body up to *limit* bytes, the bytes read, and whether it was cut."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        return b"", 0, True
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await response.content.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)[:limit], size, size > limit
+
+
+def _decode(body: bytes, charset: str | None) -> str:
+    try:
+        return body.decode(charset or "utf-8", "replace")
+    except LookupError:  # a charset Python does not know
+        return body.decode("utf-8", "replace")
+
+
+def _no_reply_reason(error: BaseException) -> Reason:
+    """The runner's reasons, for a request that got no reply at all."""
+    if isinstance(error, TimeoutError):
+        return Reason.TIMEOUT
+    if isinstance(error, ssl.SSLError | ssl.CertificateError):
+        return Reason.TLS
+    if isinstance(error, aiohttp.InvalidURL):
+        return Reason.CONFIG
+    if isinstance(error, OSError):
+        return Reason.CONNECT
+    return Reason.PROTOCOL  # disconnected mid-reply, malformed reply, loops
+
+
+def _phase_samples(timer: PhaseTimer) -> list[Sample]:
+    return [
+        Sample.of("http_duration_seconds", seconds, phase=phase)
+        for phase, seconds in timer.seconds.items()
+    ]
+
+
+async def _fetch(
+    session: aiohttp.ClientSession,
+    config: HttpConfig,
+    timer: PhaseTimer,
+    deadline: float,
+) -> verdicts.Reply:
+    async with session.request(
+        config.method,
+        config.target(),
+        headers=_request_headers(config),
+        data=config.body.encode() if config.body is not None else None,
+        auth=_basic_auth(config),
+        allow_redirects=config.follow_redirects,
+        ssl=_ssl_setting(config),
+        server_hostname=config.server_name,
+        timeout=aiohttp.ClientTimeout(total=deadline - time.perf_counter()),
+        trace_request_ctx=timer,
+    ) as response:
+        started = time.perf_counter()
+        body, read, cut = await _read_capped(response, config.max_body_bytes)
+        timer.seconds["transfer"] = time.perf_counter() - started
+        return verdicts.Reply(
+            status=response.status,
+            headers=response.headers,
+            scheme=response.url.scheme,
+            redirects=len(response.history),
+            content_length=response.content_length,
+            body=body,
+            read=read,
+            cut=cut,
+            text=_decode(body, response.charset),
+        )
+
+
+def _origin(config: HttpConfig) -> str:
+    for name, value in config.headers.items():
+        if name.lower() == "origin":
+            return value.get_secret_value()
+    return verdicts.PROBE_ORIGIN
+
+
+async def _judge_redirect(
+    session: aiohttp.ClientSession, config: HttpConfig, deadline: float
+) -> tuple[bool, str]:
+    """`https_redirect`: a second, bare request to the plain-http URL.
+
+    It carries no configured headers or credentials: they must never travel
+    over plain http.
+    """
+    url = config.plain_http_url()
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        return False, "no time left for the plain-http request"
+    try:
+        async with session.get(
+            url,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=remaining),
+        ) as response:
+            location = response.headers.get("Location", "")
+            return verdicts.https_redirect(response.status, redact(location))
+    except (OSError, aiohttp.ClientError) as error:  # TimeoutError is an OSError
+        return False, f"{redact(url)} gave no reply ({type(error).__name__})"
+
+
+def _samples(
+    reply: verdicts.Reply, timer: PhaseTimer, window: list[float]
+) -> list[Sample]:
+    samples = [
+        Sample.of("http_status_code", reply.status),
+        *_phase_samples(timer),
+        Sample.of("http_body_read_bytes", reply.read),
+        Sample.of("http_latency_p95_seconds", verdicts.p95(window)),
+        Sample.of("http_redirects", reply.redirects),
+    ]
+    length = reply.content_length
+    if length is None and not reply.cut:
+        length = reply.read
+    if length is not None:
+        samples.append(Sample.of("http_content_length_bytes", length))
+    return samples
+
+
+def _auth_refused(config: HttpConfig, status: int) -> bool:
+    has_credentials = (
+        config.basic_auth is not None
+        or config.bearer_token is not None
+        or config.bearer_token_file is not None
+    )
+    return (
+        has_credentials
+        and status in (401, 403)
+        and not verdicts.status_allowed(status, config.valid_status_codes)
+    )
+
+
+async def probe(config: HttpConfig, ctx: ProbeContext) -> ProbeResult:
+    """Request the target once (plus the plain-http URL if asked) and judge."""
+    checks = Checks(plan(config))
+    session = ctx.shared(("http", "session"), new_session)
+    timer = PhaseTimer()
+    started = time.perf_counter()
+    deadline = started + _request_budget(config)
+    try:
+        reply = await _fetch(session, config, timer, deadline)
+    except (OSError, aiohttp.ClientError) as error:
+        # No reply: still a result, so the status code 0 and the phases
+        # that did happen are exported (the reason is the runner's).
+        reason = _no_reply_reason(error)
+        text = first_line(error)
+        if reason is Reason.TIMEOUT:
+            text = f"no answer within {_request_budget(config):g}s"
+        return ProbeResult(
+            checks=checks.finish(f"not evaluated: {reason}"),
+            samples=(Sample.of("http_status_code", 0), *_phase_samples(timer)),
+            reason=reason,
+            error=redact(text),
+        )
+    latency = time.perf_counter() - started
+    window = ctx.state(LatencyWindow).add(latency, config.latency_window)
+    checks.record(
+        "status_ok", *verdicts.status_ok(reply.status, config.valid_status_codes)
+    )
+    verdicts.judge_body(config, reply, checks)
+    verdicts.judge_headers(config, reply, checks, _origin(config))
+    if config.latency_target is not None:
+        checks.record(
+            "latency_p95", *verdicts.latency_p95(window, config.latency_target)
+        )
+    if config.redirect_https:
+        checks.record(
+            "https_redirect", *await _judge_redirect(session, config, deadline)
+        )
+    refused = _auth_refused(config, reply.status)
+    return ProbeResult(
+        checks=checks.finish(),
+        samples=tuple(_samples(reply, timer, window)),
+        reason=Reason.AUTH if refused else None,
+        error=f"HTTP {reply.status} with the configured credentials" if refused else "",
+    )

@@ -1,0 +1,333 @@
+"""Verdicts of the http probe that need only a reply, not a connection.
+
+Each function takes what a response carried (status, headers, body) and
+returns `(passed, detail)` for one check, so `http.py` stays about I/O and
+these rules can be read (and changed) on their own:
+
+    status_ok                 True   "HTTP 200"
+    hsts_header               False  "Strict-Transport-Security missing"
+    cors_not_wildcard         False  "Access-Control-Allow-Origin is *"
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from exporter.jsonpath import Condition, parse_condition
+from exporter.probes.base import Category, Checks, CheckSpec, Severity
+
+if TYPE_CHECKING:
+    from exporter.probes.http import HttpConfig
+
+# The foreign origin the probe claims to come from; `.invalid` can never be a
+# real site (RFC 2606), so a server that grants it grants anyone.
+PROBE_ORIGIN = "https://readiness-probe.invalid"
+
+SECURITY_HEADERS: dict[str, str] = {
+    "hsts": "hsts_header",
+    "x_frame_options": "x_frame_options_header",
+    "x_content_type_options": "x_content_type_options_header",
+    "csp": "csp_header",
+}
+"""Config name of each security header -> the check it enables."""
+
+
+def _spec(name: str, category: Category, severity: Severity, text: str) -> CheckSpec:
+    return CheckSpec(name, category, severity, text)
+
+
+_RELIABILITY, _SECURITY = Category.RELIABILITY, Category.SECURITY
+SPECS: dict[str, CheckSpec] = {
+    spec.name: spec
+    for spec in (
+        _spec("status_ok", _RELIABILITY, Severity.CRITICAL, "Status is expected."),
+        _spec("body_matches", _RELIABILITY, Severity.CRITICAL, "Body matches."),
+        _spec(
+            "latency_p95",
+            Category.PERFORMANCE,
+            Severity.WARNING,
+            "p95 latency over the window is at most latency_target.",
+        ),
+        _spec("hsts_header", _SECURITY, Severity.WARNING, "HSTS with max-age > 0."),
+        _spec(
+            "x_frame_options_header",
+            _SECURITY,
+            Severity.WARNING,
+            "X-Frame-Options DENY or SAMEORIGIN.",
+        ),
+        _spec(
+            "x_content_type_options_header",
+            _SECURITY,
+            Severity.WARNING,
+            "X-Content-Type-Options nosniff.",
+        ),
+        _spec("csp_header", _SECURITY, Severity.WARNING, "A CSP is enforced."),
+        _spec(
+            "cors_not_wildcard",
+            _SECURITY,
+            Severity.WARNING,
+            "A foreign Origin is neither granted by * nor echoed.",
+        ),
+        _spec(
+            "https_redirect",
+            _SECURITY,
+            Severity.WARNING,
+            "Plain http redirects to https.",
+        ),
+        _spec(
+            "rate_limit_headers",
+            _SECURITY,
+            Severity.INFO,
+            "RateLimit-* or X-RateLimit-* headers present.",
+        ),
+    )
+}
+"""Every fixed check of the kind; conditions add `condition_<name>`."""
+
+
+def condition_spec(name: str, condition: str) -> CheckSpec:
+    """The check of the condition called *name*."""
+    return _spec(f"condition_{name}", _RELIABILITY, Severity.CRITICAL, condition)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the main request brought back, its body read up to the cap."""
+
+    status: int
+    headers: Mapping[str, str]
+    scheme: str
+    redirects: int
+    content_length: int | None
+    body: bytes
+    read: int
+    cut: bool
+    text: str
+
+
+_STATUS_CLASS = re.compile(r"^[1-5]xx$")
+_STATUS_CODE = re.compile(r"^[1-5]\d\d$")
+_MAX_AGE = re.compile(r"(?:^|;)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
+Verdict = tuple[bool, str]
+
+
+# --- status codes ------------------------------------------------------------
+
+
+def status_pattern_error(pattern: int | str) -> str | None:
+    """Why *pattern* is not a status code or class, or None when it is."""
+    if isinstance(pattern, bool):
+        return f"{pattern!r} is not a status code"
+    if isinstance(pattern, int):
+        return None if 100 <= pattern <= 599 else f"{pattern} is not in 100..599"
+    text = pattern.strip().lower()
+    if _STATUS_CLASS.match(text) or _STATUS_CODE.match(text):
+        return None
+    return f"{pattern!r} is not a status code or class"
+
+
+def status_allowed(status: int, patterns: Iterable[int | str]) -> bool:
+    """Whether *status* matches one of the validated *patterns*."""
+    for pattern in patterns:
+        text = str(pattern).strip().lower()
+        if text.endswith("xx") and str(status)[0] == text[0]:
+            return True
+        if text == str(status):
+            return True
+    return False
+
+
+def status_ok(status: int, patterns: Iterable[int | str]) -> Verdict:
+    """`status_ok`: the final status is one of the expected ones."""
+    allowed = list(patterns)
+    if status_allowed(status, allowed):
+        return True, f"HTTP {status}"
+    wanted = ", ".join(str(p) for p in allowed)
+    return False, f"HTTP {status}, wanted {wanted}"
+
+
+# --- body ----------------------------------------------------------------------
+
+
+def body_too_large(limit: int) -> str:
+    """The detail of every body check when the body was cut off."""
+    return f"body larger than {limit} bytes (max_body_bytes); not checked"
+
+
+def body_matches(text: str, pattern: re.Pattern[str]) -> Verdict:
+    """`body_matches`: the body contains a match of `body_regex`."""
+    if pattern.search(text):
+        return True, "body matches"
+    shown = text.strip().replace("\n", " ")[:60]
+    return False, f"body {shown!r} does not match {pattern.pattern[:60]!r}"
+
+
+def parse_json(body: bytes) -> tuple[Any, str]:
+    """The JSON document in *body*, or `(None, why not)`."""
+    if not body.strip():
+        return None, "body is empty, conditions need JSON"
+    try:
+        return json.loads(body), ""
+    except UnicodeDecodeError:
+        return None, "body is not UTF-8 text, conditions need JSON"
+    except json.JSONDecodeError as error:
+        return None, f"body is not JSON ({error.msg} at char {error.pos})"
+
+
+def condition_holds(condition: Condition, document: Any, parse_error: str) -> Verdict:
+    """`condition_<name>`: *condition* holds on the parsed body."""
+    if parse_error:
+        return False, parse_error
+    passed, why = condition.evaluate(document)
+    return passed, why or f"{condition.text} holds"
+
+
+# --- headers ---------------------------------------------------------------------
+
+
+def hsts(headers: Mapping[str, str], scheme: str) -> Verdict:
+    """`hsts_header`: HSTS with a positive max-age, on an https reply."""
+    value = headers.get("Strict-Transport-Security")
+    if value is None:
+        return False, "Strict-Transport-Security missing"
+    if scheme != "https":
+        return False, "HSTS sent over plain http, where browsers ignore it"
+    match = _MAX_AGE.search(value)
+    if match is None or int(match.group(1)) <= 0:
+        return False, f"Strict-Transport-Security {value[:60]!r} has no max-age > 0"
+    return True, f"max-age={match.group(1)}"
+
+
+def x_frame_options(headers: Mapping[str, str]) -> Verdict:
+    """`x_frame_options_header`: DENY or SAMEORIGIN."""
+    value = headers.get("X-Frame-Options")
+    if value is None:
+        return False, "X-Frame-Options missing"
+    if value.strip().upper() in ("DENY", "SAMEORIGIN"):
+        return True, value.strip().upper()
+    return False, f"X-Frame-Options is {value[:40]!r}, wanted DENY or SAMEORIGIN"
+
+
+def x_content_type_options(headers: Mapping[str, str]) -> Verdict:
+    """`x_content_type_options_header`: nosniff."""
+    value = headers.get("X-Content-Type-Options")
+    if value is None:
+        return False, "X-Content-Type-Options missing"
+    if value.strip().lower() == "nosniff":
+        return True, "nosniff"
+    return False, f"X-Content-Type-Options is {value[:40]!r}, wanted nosniff"
+
+
+def content_security_policy(headers: Mapping[str, str]) -> Verdict:
+    """`csp_header`: an enforced (not report-only) policy is present."""
+    value = headers.get("Content-Security-Policy", "").strip()
+    if value:
+        return True, f"{len(value)} characters of policy"
+    if headers.get("Content-Security-Policy-Report-Only"):
+        return False, "only Content-Security-Policy-Report-Only, nothing enforced"
+    return False, "Content-Security-Policy missing"
+
+
+def security_header(name: str, headers: Mapping[str, str], scheme: str) -> Verdict:
+    """The verdict of the security header called *name* in config."""
+    if name == "hsts":
+        return hsts(headers, scheme)
+    if name == "x_frame_options":
+        return x_frame_options(headers)
+    if name == "x_content_type_options":
+        return x_content_type_options(headers)
+    return content_security_policy(headers)
+
+
+def cors_not_wildcard(headers: Mapping[str, str], origin: str) -> Verdict:
+    """`cors_not_wildcard`: a foreign *origin* is not granted access."""
+    granted = headers.get("Access-Control-Allow-Origin")
+    if granted is None:
+        return True, "no Access-Control-Allow-Origin for a foreign origin"
+    if granted.strip() == "*":
+        return False, "Access-Control-Allow-Origin is * (any site may read it)"
+    if granted.strip().rstrip("/") == origin.rstrip("/"):
+        return False, "Access-Control-Allow-Origin echoes a foreign origin"
+    return True, "foreign origin not granted"
+
+
+def rate_limit_headers(headers: Mapping[str, str]) -> Verdict:
+    """`rate_limit_headers`: RateLimit-* or X-RateLimit-* present."""
+    found = sorted(
+        {
+            name
+            for name in headers
+            if name.lower().startswith(("ratelimit", "x-ratelimit"))
+        }
+    )
+    if found:
+        return True, ", ".join(found)[:100]
+    return False, "no RateLimit-* or X-RateLimit-* header"
+
+
+def https_redirect(status: int, location: str) -> Verdict:
+    """`https_redirect`: the plain-http reply redirects to an https URL."""
+    if status not in (301, 302, 307, 308):
+        return False, f"plain http answered HTTP {status}, not a redirect"
+    if not location.lower().startswith("https://"):
+        shown = location[:80] or "nothing"
+        return False, f"HTTP {status} redirects to {shown!r}, not https"
+    return True, f"HTTP {status} to https"
+
+
+# --- latency ------------------------------------------------------------------------
+
+
+def p95(values: Iterable[float]) -> float:
+    """Nearest-rank 95th percentile (the slowest run when there are few)."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    rank = math.ceil(0.95 * len(ordered))
+    return ordered[rank - 1]
+
+
+def latency_p95(window: list[float], target: float) -> Verdict:
+    """`latency_p95`: the p95 over the window is at most *target*."""
+    value = p95(window)
+    detail = f"p95 {value:.3f}s over {len(window)} runs, target {target:g}s"
+    return value <= target, detail
+
+
+# --- a whole reply -------------------------------------------------------------------
+
+
+def judge_body(config: HttpConfig, reply: Reply, checks: Checks) -> None:
+    """Record `body_matches` and every `condition_<name>`."""
+    too_large = body_too_large(config.max_body_bytes) if reply.cut else ""
+    if config.body_regex is not None:
+        pattern = re.compile(config.body_regex, re.MULTILINE)
+        verdict = (False, too_large) if too_large else body_matches(reply.text, pattern)
+        checks.record("body_matches", *verdict)
+    if not config.conditions:
+        return
+    document, parse_error = (None, too_large) if too_large else parse_json(reply.body)
+    for named in config.conditions:
+        condition = parse_condition(named.condition)
+        checks.record(
+            f"condition_{named.name}",
+            *condition_holds(condition, document, parse_error),
+        )
+
+
+def judge_headers(
+    config: HttpConfig, reply: Reply, checks: Checks, origin: str
+) -> None:
+    """Record the security header, CORS and rate-limit checks asked for."""
+    for name in config.security_header_names():
+        verdict = security_header(name, reply.headers, reply.scheme)
+        checks.record(SECURITY_HEADERS[name], *verdict)
+    if config.cors_check:
+        checks.record("cors_not_wildcard", *cors_not_wildcard(reply.headers, origin))
+    if config.rate_limit_headers:
+        checks.record("rate_limit_headers", *rate_limit_headers(reply.headers))

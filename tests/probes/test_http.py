@@ -1,0 +1,746 @@
+"""The http probe against real aiohttp servers on 127.0.0.1 (trustme for TLS)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import ssl
+import textwrap
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from aiohttp import web
+from pytest_aiohttp import AiohttpServer
+
+from exporter.config import ConfigError, parse_config
+from exporter.probes import config_adapter
+from exporter.probes.base import ProbeResult, Reason
+from exporter.probes.context import ProbeContext, SharedResources
+from exporter.probes.http import HttpConfig
+from exporter.runner import run_probe
+from tests.conftest import free_port
+
+SECURE_HEADERS = {
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'self'",
+}
+HEALTHY = {
+    "status": "healthy",
+    "dependencies": [{"name": "db", "status": "up"}, {"name": "cache", "status": "up"}],
+}
+DEGRADED = {
+    "status": "healthy",
+    "dependencies": [
+        {"name": "db", "status": "up"},
+        {"name": "cache", "status": "down"},
+    ],
+}
+HUGE_BYTES = 50 * 1024 * 1024
+
+
+@dataclass
+class Fake:
+    """What the fake service does and what it saw."""
+
+    delay: float = 0.0
+    huge_written: int = 0
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    origins: list[str] = field(default_factory=list)
+
+
+def _json(
+    payload: object, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        text=json.dumps(payload),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def service(fake: Fake) -> web.Application:
+    """An app with one route per behaviour the tests need."""
+
+    async def healthy(request: web.Request) -> web.Response:
+        fake.origins.append(request.headers.get("Origin", ""))
+        return _json(HEALTHY, headers=SECURE_HEADERS)
+
+    async def degraded(request: web.Request) -> web.Response:
+        return _json(DEGRADED)
+
+    async def error(request: web.Request) -> web.Response:
+        return _json({"status": "broken"}, status=500)
+
+    async def garbage(request: web.Request) -> web.Response:
+        return web.Response(text="<html>oops</html>", content_type="text/html")
+
+    async def huge(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        chunk = b"x" * 65536
+        with contextlib.suppress(ConnectionError):
+            while fake.huge_written < HUGE_BYTES:
+                await response.write(chunk)
+                fake.huge_written += len(chunk)
+        return response
+
+    async def hang(request: web.Request) -> web.Response:
+        await fake.release.wait()
+        return web.Response(text="late")
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(fake.delay)
+        return web.Response(text="ok")
+
+    async def cors(request: web.Request) -> web.Response:
+        mode = request.match_info["mode"]
+        granted = {
+            "wildcard": "*",
+            "echo": request.headers.get("Origin", ""),
+            "strict": "https://app.example.com",
+        }[mode]
+        return web.Response(text="{}", headers={"Access-Control-Allow-Origin": granted})
+
+    async def hop(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/healthy")
+
+    async def guarded(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != "Bearer s3cret-token":
+            return web.Response(status=401, text="who are you")
+        return _json(HEALTHY)
+
+    async def limited(request: web.Request) -> web.Response:
+        return web.Response(
+            text="ok", headers={"RateLimit-Limit": "100", "RateLimit-Remaining": "99"}
+        )
+
+    app = web.Application()
+    for path, handler in {
+        "/healthy": healthy,
+        "/degraded": degraded,
+        "/error": error,
+        "/garbage": garbage,
+        "/huge": huge,
+        "/hang": hang,
+        "/slow": slow,
+        "/cors/{mode}": cors,
+        "/hop": hop,
+        "/guarded": guarded,
+        "/limited": limited,
+    }.items():
+        app.router.add_get(path, handler)
+    return app
+
+
+@pytest.fixture
+def fake() -> Fake:
+    return Fake()
+
+
+@pytest.fixture
+async def base(fake: Fake, aiohttp_server: AiohttpServer) -> AsyncIterator[str]:
+    server = await aiohttp_server(service(fake))
+    yield f"http://127.0.0.1:{server.port}"
+    fake.release.set()  # let a hanging handler finish before the server closes
+
+
+@pytest.fixture
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+def _server_tls(ca: trustme.CA, require_client_cert: bool = False) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    if require_client_cert:
+        ca.configure_trust(context)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+@pytest.fixture
+async def https_base(
+    fake: Fake, ca: trustme.CA, aiohttp_server: AiohttpServer
+) -> AsyncIterator[str]:
+    server = await aiohttp_server(service(fake), ssl=_server_tls(ca))
+    yield f"https://127.0.0.1:{server.port}"
+    fake.release.set()
+
+
+@pytest.fixture
+async def shared() -> AsyncIterator[SharedResources]:
+    resources = SharedResources()
+    yield resources
+    await resources.aclose()
+
+
+def http_config(**fields: Any) -> HttpConfig:
+    raw = {"kind": "http", "name": "api", "timeout": 2, "interval": 10, **fields}
+    config = config_adapter().validate_python(raw)
+    assert isinstance(config, HttpConfig)
+    return config
+
+
+async def run(
+    shared: SharedResources, ctx: ProbeContext | None = None, **fields: Any
+) -> ProbeResult:
+    config = http_config(**fields)
+    return await run_probe(config, ctx or ProbeContext(config.name, shared))
+
+
+def checks_of(result: ProbeResult) -> dict[str, bool]:
+    return {check.name: check.passed for check in result.checks}
+
+
+def detail(result: ProbeResult, name: str) -> str:
+    return next(c.detail for c in result.checks if c.name == name)
+
+
+def sample(result: ProbeResult, name: str, **labels: str) -> float:
+    wanted = tuple(labels.items())
+    values = [s.value for s in result.samples if s.name == name and s.labels == wanted]
+    assert len(values) == 1, f"{name}{labels}: {result.samples}"
+    return values[0]
+
+
+def config_problems(yaml_text: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(textwrap.dedent(yaml_text), "test.yml")
+    return "\n".join(caught.value.problems)
+
+
+# --- healthy and unhealthy targets ------------------------------------------------
+
+
+async def test_healthy_endpoint_passes_every_check(
+    base: str, fake: Fake, shared: SharedResources
+) -> None:
+    result = await run(
+        shared,
+        url=f"{base}/healthy",
+        conditions=[
+            '$.status == "healthy"',
+            {"name": "deps_up", "condition": '$.dependencies[*].status == "up"'},
+        ],
+        body_regex="healthy",
+        security_headers=["x_frame_options", "x_content_type_options", "csp"],
+    )
+    assert result.success, result.checks
+    assert checks_of(result) == {
+        "status_ok": True,
+        "body_matches": True,
+        "condition_0": True,
+        "condition_deps_up": True,
+        "x_frame_options_header": True,
+        "x_content_type_options_header": True,
+        "csp_header": True,
+        "cors_not_wildcard": True,
+    }
+    assert sample(result, "http_status_code") == 200
+    assert sample(result, "http_content_length_bytes") == len(json.dumps(HEALTHY))
+    assert sample(result, "http_redirects") == 0
+    for phase in ("resolve", "connect", "processing", "transfer"):
+        assert sample(result, "http_duration_seconds", phase=phase) >= 0
+    assert sample(result, "http_duration_seconds", phase="connect") > 0
+    assert fake.origins == ["https://readiness-probe.invalid"]
+
+
+async def test_resolve_phase_is_measured_for_host_names(
+    base: str, shared: SharedResources
+) -> None:
+    url = base.replace("127.0.0.1", "localhost") + "/healthy"
+    result = await run(shared, url=url, security_headers=False)
+    assert result.success, result.error
+    assert sample(result, "http_duration_seconds", phase="resolve") > 0
+
+
+async def test_every_run_opens_a_new_connection(
+    base: str, shared: SharedResources
+) -> None:
+    config = http_config(url=f"{base}/healthy", security_headers=False)
+    ctx = ProbeContext(config.name, shared)
+    for _ in range(2):
+        result = await run_probe(config, ctx)
+        assert sample(result, "http_duration_seconds", phase="connect") > 0
+
+
+async def test_server_error_is_a_result_with_the_status_code(
+    base: str, shared: SharedResources
+) -> None:
+    result = await run(shared, url=f"{base}/error", security_headers=False)
+    assert not result.success
+    assert result.reason is Reason.CHECK
+    assert checks_of(result)["status_ok"] is False
+    assert detail(result, "status_ok") == "HTTP 500, wanted 2xx"
+    assert sample(result, "http_status_code") == 500
+
+
+async def test_valid_status_codes_accept_codes_and_classes(
+    base: str, shared: SharedResources
+) -> None:
+    result = await run(shared, url=f"{base}/error", valid_status_codes=[200, "5xx"])
+    assert checks_of(result)["status_ok"] is True
+
+
+async def test_unreachable_target_is_reason_connect_with_status_zero(
+    shared: SharedResources,
+) -> None:
+    url = f"http://user:hunter2@127.0.0.1:{free_port()}/health"
+    result = await run(shared, url=url, body_regex="ok")
+    assert result.reason is Reason.CONNECT
+    assert not any(checks_of(result).values())
+    assert detail(result, "body_matches") == "not evaluated: connect"
+    assert sample(result, "http_status_code") == 0
+    assert "hunter2" not in result.error
+
+
+async def test_hanging_server_times_out_within_the_timeout(
+    base: str, shared: SharedResources
+) -> None:
+    started = time.perf_counter()
+    result = await run(shared, url=f"{base}/hang", timeout=1)
+    elapsed = time.perf_counter() - started
+    assert result.reason is Reason.TIMEOUT
+    assert elapsed < 1 + 0.5, "the run must end at its timeout"
+    assert sample(result, "http_status_code") == 0
+
+
+# --- bodies -------------------------------------------------------------------------
+
+
+async def test_garbage_body_fails_conditions_but_keeps_samples(
+    base: str, shared: SharedResources
+) -> None:
+    result = await run(
+        shared, url=f"{base}/garbage", conditions=['$.status == "healthy"']
+    )
+    assert result.reason is Reason.CHECK
+    assert checks_of(result)["status_ok"] is True
+    assert checks_of(result)["condition_0"] is False
+    assert detail(result, "condition_0").startswith("body is not JSON")
+    assert sample(result, "http_status_code") == 200
+
+
+async def test_oversized_body_is_cut_at_max_body_bytes(
+    base: str, fake: Fake, shared: SharedResources
+) -> None:
+    result = await run(
+        shared,
+        url=f"{base}/huge",
+        body_regex="never",
+        conditions=["$.x exists"],
+        timeout=5,
+    )
+    limit = 1_048_576
+    assert detail(result, "body_matches").startswith(f"body larger than {limit}")
+    assert detail(result, "condition_0").startswith(f"body larger than {limit}")
+    assert sample(result, "http_body_read_bytes") == limit + 1
+    assert checks_of(result)["status_ok"] is True
+    await asyncio.sleep(0.1)  # let the server notice the closed connection
+    assert fake.huge_written < 16 * 1024 * 1024, "the client must stop reading"
+
+
+async def test_declared_oversized_body_is_not_read(
+    base: str, shared: SharedResources
+) -> None:
+    result = await run(
+        shared, url=f"{base}/healthy", body_regex="healthy", max_body_bytes=10
+    )
+    assert sample(result, "http_body_read_bytes") == 0
+    assert sample(result, "http_content_length_bytes") == len(json.dumps(HEALTHY))
+    assert checks_of(result)["body_matches"] is False
+
+
+async def test_wildcard_condition_fails_on_one_dependency_down(
+    base: str, shared: SharedResources
+) -> None:
+    result = await run(
+        shared,
+        url=f"{base}/degraded",
+        conditions=[
+            {"name": "deps_up", "condition": '$.dependencies[*].status == "up"'},
+            {"name": "count", "condition": '$.dependencies[1].name in ["cache"]'},
+        ],
+        security_headers=False,
+    )
+    assert checks_of(result)["condition_deps_up"] is False
+    assert detail(result, "condition_deps_up") == (
+        '$.dependencies[*].status is "down", wanted == "up"'
+    )
+    assert checks_of(result)["condition_count"] is True
+
+
+# --- headers ---------------------------------------------------------------------------
+
+
+async def test_missing_security_headers_are_warnings(
+    base: str, shared: SharedResources
+) -> None:
+    result = await run(shared, url=f"{base}/degraded")
+    failed = {name for name, passed in checks_of(result).items() if not passed}
+    assert failed == {
+        "hsts_header",
+        "x_frame_options_header",
+        "x_content_type_options_header",
+        "csp_header",
+    }
+    assert result.success, "warnings alone do not fail the probe"
+    assert detail(result, "csp_header") == "Content-Security-Policy missing"
+
+
+async def test_hsts_over_plain_http_does_not_count(
+    base: str, shared: SharedResources
+) -> None:
+    result = await run(shared, url=f"{base}/healthy", security_headers=["hsts"])
+    assert checks_of(result)["hsts_header"] is False
+    assert "plain http" in detail(result, "hsts_header")
+
+
+@pytest.mark.parametrize(
+    ("mode", "passed"), [("wildcard", False), ("echo", False), ("strict", True)]
+)
+async def test_cors_grants_to_a_foreign_origin(
+    base: str, shared: SharedResources, mode: str, passed: bool
+) -> None:
+    result = await run(shared, url=f"{base}/cors/{mode}", security_headers=False)
+    assert checks_of(result) == {"status_ok": True, "cors_not_wildcard": passed}
+
+
+async def test_rate_limit_headers(base: str, shared: SharedResources) -> None:
+    present = await run(
+        shared, url=f"{base}/limited", rate_limit_headers=True, security_headers=False
+    )
+    absent = await run(
+        shared, url=f"{base}/degraded", rate_limit_headers=True, security_headers=False
+    )
+    assert checks_of(present)["rate_limit_headers"] is True
+    assert checks_of(absent)["rate_limit_headers"] is False
+
+
+async def test_redirects_are_followed_and_counted(
+    base: str, shared: SharedResources
+) -> None:
+    followed = await run(shared, url=f"{base}/hop", security_headers=False)
+    assert sample(followed, "http_redirects") == 1
+    assert sample(followed, "http_status_code") == 200
+    kept = await run(
+        shared, url=f"{base}/hop", security_headers=False, follow_redirects=False
+    )
+    assert sample(kept, "http_status_code") == 302
+    assert checks_of(kept)["status_ok"] is False
+
+
+# --- latency -----------------------------------------------------------------------------
+
+
+async def test_latency_p95_over_a_window_of_runs(
+    base: str, fake: Fake, shared: SharedResources
+) -> None:
+    config = http_config(
+        url=f"{base}/slow",
+        latency_target="1s",
+        latency_window=3,
+        security_headers=False,
+        cors_check=False,
+    )
+    ctx = ProbeContext(config.name, shared)
+    results = []
+    for delay in (0, 0, 1.2, 0, 0, 0):
+        fake.delay = delay
+        results.append(await run_probe(config, ctx))
+    # The slow run fails the window until three faster runs pushed it out.
+    verdicts = [checks_of(result)["latency_p95"] for result in results]
+    assert verdicts == [True, True, False, False, False, True]
+    assert detail(results[2], "latency_p95").startswith("p95 1.")
+    assert detail(results[2], "latency_p95").endswith("over 3 runs, target 1s")
+    assert sample(results[-1], "http_latency_p95_seconds") < 1
+
+
+# --- TLS -----------------------------------------------------------------------------------
+
+
+async def test_https_with_private_ca(
+    https_base: str, ca_file: Path, shared: SharedResources
+) -> None:
+    result = await run(shared, url=f"{https_base}/healthy", ca_file=str(ca_file))
+    assert result.success, result.checks
+    assert all(checks_of(result).values())  # HSTS counts over https
+    assert detail(result, "hsts_header") == "max-age=31536000"
+
+
+async def test_unknown_ca_is_reason_tls(
+    https_base: str, shared: SharedResources
+) -> None:
+    result = await run(shared, url=f"{https_base}/healthy")
+    assert result.reason is Reason.TLS
+    assert "CERTIFICATE_VERIFY_FAILED" in result.error
+    assert sample(result, "http_status_code") == 0
+
+
+async def test_insecure_skip_verify_accepts_unknown_ca(
+    https_base: str, shared: SharedResources
+) -> None:
+    result = await run(shared, url=f"{https_base}/healthy", insecure_skip_verify=True)
+    assert result.success
+
+
+async def test_client_certificate(
+    fake: Fake,
+    ca: trustme.CA,
+    ca_file: Path,
+    tmp_path: Path,
+    aiohttp_server: AiohttpServer,
+    shared: SharedResources,
+) -> None:
+    server = await aiohttp_server(service(fake), ssl=_server_tls(ca, True))
+    url = f"https://127.0.0.1:{server.port}/healthy"
+    client = ca.issue_cert("probe@example.com")
+    client.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "client.pem"))
+    with_cert = await run(
+        shared, url=url, ca_file=str(ca_file), cert_file=str(tmp_path / "client.pem")
+    )
+    without = await run(shared, url=url, ca_file=str(ca_file))
+    assert with_cert.success, with_cert.error
+    assert not without.success
+    # TLS 1.3 rejects a missing client certificate after the handshake, so
+    # the client sees the server hang up rather than a handshake error.
+    assert without.reason in (Reason.TLS, Reason.PROTOCOL)
+
+
+async def test_http_redirects_to_https(
+    https_base: str,
+    ca_file: Path,
+    aiohttp_server: AiohttpServer,
+    base: str,
+    shared: SharedResources,
+) -> None:
+    async def to_https(request: web.Request) -> web.Response:
+        raise web.HTTPMovedPermanently(f"{https_base}{request.path}")
+
+    redirector = web.Application()
+    redirector.router.add_get("/{tail:.*}", to_https)
+    plain = await aiohttp_server(redirector)
+    good = await run(
+        shared,
+        url=f"{https_base}/healthy",
+        ca_file=str(ca_file),
+        redirect_https=True,
+        redirect_https_url=f"http://127.0.0.1:{plain.port}/healthy",
+    )
+    assert checks_of(good)["https_redirect"] is True, detail(good, "https_redirect")
+    no_redirect = await run(
+        shared,
+        url=f"{https_base}/healthy",
+        ca_file=str(ca_file),
+        redirect_https=True,
+        redirect_https_url=f"{base}/healthy",
+    )
+    assert checks_of(no_redirect)["https_redirect"] is False
+    assert detail(no_redirect, "https_redirect") == (
+        "plain http answered HTTP 200, not a redirect"
+    )
+    closed = await run(
+        shared,
+        url=f"{https_base}/healthy",
+        ca_file=str(ca_file),
+        redirect_https=True,
+        redirect_https_url=f"http://127.0.0.1:{free_port()}/",
+    )
+    assert checks_of(closed)["https_redirect"] is False
+    assert checks_of(closed)["status_ok"] is True
+
+
+# --- credentials ------------------------------------------------------------------------
+
+
+async def test_bearer_token_file_is_read_each_run(
+    base: str, tmp_path: Path, shared: SharedResources
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cret-token\n")
+    config = http_config(
+        url=f"{base}/guarded", bearer_token_file=str(token), security_headers=False
+    )
+    ctx = ProbeContext(config.name, shared)
+    assert (await run_probe(config, ctx)).success
+    token.write_text("rotated-wrong")
+    refused = await run_probe(config, ctx)
+    assert refused.reason is Reason.AUTH
+    assert sample(refused, "http_status_code") == 401
+    assert "rotated-wrong" not in refused.error + str(refused.checks)
+
+
+async def test_headers_are_secret_in_the_config() -> None:
+    config = http_config(url="http://x/", headers={"X-Api-Key": "k3y"})
+    assert "k3y" not in repr(config)
+
+
+# --- presets --------------------------------------------------------------------------------
+
+Reply = tuple[int, object]  # status, JSON payload or text
+PRESET_FAKES: dict[str, tuple[str, Reply, Reply]] = {
+    "etcd": (
+        "/health",
+        (200, {"health": "true", "reason": ""}),
+        (503, {"health": "false", "reason": "RAFT NO LEADER"}),
+    ),
+    "qdrant": (
+        "/readyz",
+        (200, "all shards are ready"),
+        (503, "some shards are not ready"),
+    ),
+    "minio": ("/minio/health/live", (200, ""), (503, "")),
+    "prometheus": (
+        "/-/ready",
+        (200, "Prometheus Server is Ready.\n"),
+        (503, "Service Unavailable"),
+    ),
+    "grafana": (
+        "/api/health",
+        (200, {"commit": "abc", "database": "ok", "version": "11.0.0"}),
+        (200, {"commit": "abc", "database": "failing", "version": "11.0.0"}),
+    ),
+    "traefik": ("/ping", (200, "OK"), (200, "starting")),
+    "jaeger": (
+        "/status",
+        (200, {"healthy": True, "status": "StatusOK", "components": {}}),
+        (200, {"healthy": True, "status": "StatusRecoverableError"}),
+    ),
+}
+
+
+def _reply(reply: Reply) -> web.Response:
+    status, payload = reply
+    if isinstance(payload, str):
+        return web.Response(status=status, text=payload)
+    return _json(payload, status=status)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESET_FAKES))
+async def test_preset_against_a_fake_service(
+    preset: str, aiohttp_server: AiohttpServer, shared: SharedResources
+) -> None:
+    path, good, bad = PRESET_FAKES[preset]
+    state = {"healthy": True}
+
+    async def endpoint(request: web.Request) -> web.Response:
+        return _reply(good if state["healthy"] else bad)
+
+    app = web.Application()
+    app.router.add_get(path, endpoint)
+    server = await aiohttp_server(app)
+    config = http_config(preset=preset, url=f"http://127.0.0.1:{server.port}")
+    up = await run_probe(config, ProbeContext(config.name, shared))
+    assert up.success, up.checks
+    assert not any(c.endswith("_header") for c in checks_of(up)), "no header checks"
+    assert "cors_not_wildcard" not in checks_of(up)
+    monitoring = preset in ("prometheus", "grafana", "jaeger")
+    assert {c.category.value for c in up.checks} == {
+        "monitoring" if monitoring else "reliability"
+    }
+    state["healthy"] = False
+    down = await run_probe(config, ProbeContext(config.name, shared))
+    assert down.reason is Reason.CHECK
+
+
+async def test_preset_fields_can_be_overridden() -> None:
+    config = http_config(
+        preset="grafana",
+        url="http://grafana:3000/",
+        conditions=["$.version exists"],
+        category="reliability",
+        cors_check=True,
+    )
+    assert config.target() == "http://grafana:3000/api/health"
+    assert [c.condition for c in config.conditions] == ["$.version exists"]
+    assert config.category is not None and config.category.value == "reliability"
+    assert config.cors_check is True
+    assert config.security_headers is False
+    moved = http_config(preset="etcd", url="http://etcd:2379", path="/readyz")
+    assert moved.target() == "http://etcd:2379/readyz"
+
+
+# --- config errors -------------------------------------------------------------------------
+
+
+def test_bad_condition_is_a_config_error_naming_the_field() -> None:
+    problems = config_problems(
+        """
+        probes:
+          - kind: http
+            name: api
+            url: http://api/health
+            conditions: ['$.status = "up"']
+        """
+    )
+    assert "probe 'api' (probes[0]): field 'conditions[0].condition'" in problems
+    assert "invalid condition" in problems
+
+
+def test_bad_status_code_pattern_is_a_config_error() -> None:
+    problems = config_problems(
+        """
+        probes:
+          - kind: http
+            name: api
+            url: http://api/health
+            valid_status_codes: [200, "2x"]
+        """
+    )
+    assert "field 'valid_status_codes': item 1: '2x' is not a status code" in problems
+
+
+def test_unknown_preset_is_a_config_error_listing_presets() -> None:
+    problems = config_problems(
+        """
+        probes:
+          - kind: http
+            name: kv
+            url: http://consul:8500
+            preset: consul
+        """
+    )
+    assert "field 'preset'" in problems
+    assert "'etcd'" in problems and "'jaeger'" in problems
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"url": "ftp://files/"}, "is not an http(s) URL"),
+        ({"url": "http://x/", "key_file": "k.pem"}, "key_file needs cert_file"),
+        ({"url": "http://x/", "redirect_https": True}, "url must be https://"),
+        ({"url": "http://x/", "body_regex": "("}, "invalid regular expression"),
+        (
+            {
+                "url": "http://x/",
+                "conditions": ["$.a exists", {"name": "0", "condition": "$.b exists"}],
+            },
+            "used more than once",
+        ),
+    ],
+)
+def test_inconsistent_fields_are_config_errors(
+    fields: dict[str, Any], message: str
+) -> None:
+    problems = config_problems(
+        "probes:\n  - " + json.dumps({"kind": "http", "name": "api", **fields}) + "\n"
+    )
+    assert message in problems
