@@ -10,7 +10,11 @@ import sys
 from pathlib import Path
 
 from exporter.config import DEFAULT_LISTEN_ADDRESS, ConfigError, Settings, load_config
-from exporter.demo import web as demo_web
+from exporter.demo import (
+    backups as demo_backups,
+    web as demo_web,
+    workers as demo_workers,
+)
 from exporter.logs import setup_logging
 from exporter.server import Daemon, serve
 
@@ -19,7 +23,9 @@ logger = logging.getLogger("exporter.demo")
 
 async def _main(config_path: Path, workdir: Path, listen: str) -> int:
     async with contextlib.AsyncExitStack() as stack:
-        await demo_web.start(stack, workdir)
+        # Each piece of the estate registers its own shutdown on the stack.
+        for start in (demo_web.start, demo_workers.start, demo_backups.start):
+            await start(stack, workdir)
         try:
             config = load_config(config_path)
         except ConfigError as error:
