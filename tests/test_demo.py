@@ -82,6 +82,7 @@ def test_status_page_shows_passing_and_failing_checks(demo: str) -> None:
     assert ("api-cert", "cert_expiry_30d") in failing
     assert ("mcp-threading", "workers_alive") in failing
     assert ("postgres-backups", "backup_fresh") in failing
+    assert ("energy-meter", "values_in_range") in failing
     passing = {
         (p["name"], c["check"])
         for p in doc["probes"]
@@ -91,6 +92,7 @@ def test_status_page_shows_passing_and_failing_checks(demo: str) -> None:
     assert ("api-health", "status_ok") in passing
     assert ("api-cert", "chain_verifies") in passing
     assert ("mongodb-backups", "backup_integrity") in passing
+    assert ("energy-meter", "device_answers") in passing
     page = _get(f"{demo}/")
     assert "hsts_header" in page
     assert "cert_expiry_30d" in page

@@ -12,6 +12,7 @@ from pathlib import Path
 from exporter.config import DEFAULT_LISTEN_ADDRESS, ConfigError, Settings, load_config
 from exporter.demo import (
     backups as demo_backups,
+    modbus as demo_modbus,
     web as demo_web,
     workers as demo_workers,
 )
@@ -24,7 +25,8 @@ logger = logging.getLogger("exporter.demo")
 async def _main(config_path: Path, workdir: Path, listen: str) -> int:
     async with contextlib.AsyncExitStack() as stack:
         # Each piece of the estate registers its own shutdown on the stack.
-        for start in (demo_web.start, demo_workers.start, demo_backups.start):
+        pieces = (demo_web, demo_workers, demo_backups, demo_modbus)
+        for start in (piece.start for piece in pieces):
             await start(stack, workdir)
         try:
             config = load_config(config_path)
