@@ -92,6 +92,7 @@ async def run_probe(config: BaseProbeConfig, ctx: ProbeContext) -> ProbeResult:
             logger.exception("probe %s (%s) crashed", config.name, config.kind)
         return ProbeResult(
             checks=apply_overrides(config, _failed_plan(config, reason, text)),
+            samples=error.samples if isinstance(error, ProbeError) else (),
             success=False,
             reason=reason,
             error=text,

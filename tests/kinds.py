@@ -73,7 +73,9 @@ async def probe(config: ScriptedConfig, ctx: ProbeContext) -> ProbeResult:
         if b == "raise":
             raise ConnectionRefusedError("refused by postgresql://app:hunter2@db/x")
         if b == "protocol":
-            raise ProbeError("garbled reply")
+            raise ProbeError(
+                "garbled reply", samples=(Sample.of("scripted_value", 0, part="a"),)
+            )
         if b == "crash":
             raise KeyError("bug")
         checks.record("alive", b != "fail_critical", "scripted")

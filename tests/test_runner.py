@@ -92,6 +92,15 @@ async def test_outcomes_map_to_the_closed_set(
     assert (result.success, result.reason) == (success, reason)
 
 
+async def test_a_probe_error_may_carry_samples(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with scripted_kind(monkeypatch):
+        result = await run_probe(ScriptedConfig(name="s", behaviour="protocol"), ctx())
+    assert result.reason is Reason.PROTOCOL
+    assert [(s.name, s.value) for s in result.samples] == [("scripted_value", 0.0)]
+
+
 async def test_errors_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     with scripted_kind(monkeypatch):
         result = await run_probe(ScriptedConfig(name="s", behaviour="raise"), ctx())

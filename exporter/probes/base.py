@@ -59,16 +59,25 @@ class Severity(StrEnum):
 class ProbeError(Exception):
     """Raised when a probe cannot judge its target at all.
 
-    Subclasses or the *reason* argument pick the failure reason; the message
+    Subclasses or the *reason* argument pick the failure reason; *samples*
+    are exported with the failed run. The message
     goes to logs and the status page (never to a label), so it must not
     contain secrets.
     """
 
     reason: ClassVar[Reason] = Reason.PROTOCOL
 
-    def __init__(self, message: str, *, reason: Reason | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: Reason | None = None,
+        samples: tuple[Sample, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.instance_reason = reason or type(self).reason
+        # Figures still worth exporting (a gateway that is down: up 0).
+        self.samples = samples
 
 
 class AuthError(ProbeError):

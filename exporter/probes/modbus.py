@@ -37,6 +37,7 @@ from exporter.probes.base import (
 from exporter.probes.context import ProbeContext
 from exporter.probes.modbus_gateway import (
     DeviceSilent,
+    GatewayDown,
     Endpoint,
     Gateway,
     SerialEndpoint,
@@ -276,6 +277,15 @@ async def probe(config: ModbusConfig, ctx: ProbeContext) -> ProbeResult:
     try:
         for read in plan_reads(config.registers, config.max_gap):
             await _read(gateway, config, read, reading)
+    except GatewayDown as down:
+        # Export the gateway's state with the failure, not just a reason.
+        raise GatewayDown(
+            str(down),
+            samples=(
+                Sample.of("modbus_gateway_up", 0),
+                Sample.of("modbus_device_up", 0),
+            ),
+        ) from down
     except DeviceSilent as silent:
         return _device_down(config, checks, reading, 0, Reason.TIMEOUT, str(silent))
     except DeviceDown as down:

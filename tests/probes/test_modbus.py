@@ -336,6 +336,8 @@ async def test_gateway_down_is_a_connect_failure() -> None:
     assert result.reason is Reason.CONNECT
     assert "cannot connect to gateway" in result.error
     assert all(not c.passed for c in result.checks)
+    assert samples(result)["modbus_gateway_up"] == 0
+    assert samples(result)["modbus_device_up"] == 0
 
 
 async def test_short_reply_is_a_protocol_failure(tcp_server: StartServer) -> None:
