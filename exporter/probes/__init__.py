@@ -14,7 +14,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
-from exporter.probes import backup, http, modbus, tcp, tls, workers
+from exporter.probes import backup, http, modbus, postgres, tcp, tls, workers
 from exporter.probes.base import (
     BaseProbeConfig,
     CheckSpec,
@@ -40,6 +40,9 @@ PROBES: dict[str, ProbeKind] = {
     "tcp": ProbeKind(tcp.TcpConfig, tcp.probe, tcp.plan, tcp.METRICS),
     "tls": ProbeKind(tls.TlsConfig, tls.probe, tls.plan, tls.METRICS),
     "modbus": ProbeKind(modbus.ModbusConfig, modbus.probe, modbus.plan, modbus.METRICS),
+    "postgres": ProbeKind(
+        postgres.PostgresConfig, postgres.probe, postgres.plan, postgres.METRICS
+    ),
     "workers": ProbeKind(
         workers.WorkersConfig, workers.probe, workers.plan, workers.METRICS
     ),

@@ -1,0 +1,574 @@
+"""Probe that connects to PostgreSQL, runs a readiness query and judges the server.
+
+One connection per probe is kept between runs (re-made when the server
+dropped it); each run executes the configured `query`, then one catalogue
+query (`FACTS_SQL`) whose answer feeds every check and metric:
+
+    readiness_postgres_query_seconds{probe="orders-db"} 0.0009
+    readiness_postgres_backends{probe="orders-db"} 12
+    readiness_postgres_max_connections_usable{probe="orders-db"} 97
+    readiness_postgres_server_info{probe="orders-db",version="15.20"} 1
+    readiness_check_passed{probe="orders-db",check="connections_under_limit",...} 1
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol
+
+import asyncpg
+from asyncpg import exceptions as pg_errors
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from exporter.probes.base import (
+    AuthError,
+    BaseProbeConfig,
+    Category,
+    Checks,
+    CheckSpec,
+    Duration,
+    MetricSpec,
+    ProbeError,
+    ProbeResult,
+    ProtocolError,
+    Reason,
+    Sample,
+    Severity,
+    TargetConfigError,
+    first_line,
+)
+from exporter.probes.context import ProbeContext
+from exporter.redact import redact
+
+APPLICATION_NAME = "readiness-exporter"
+
+# Everything the checks need in one round trip, readable by any role.
+# Without pg_read_all_stats (or pg_monitor) the backend_type of other roles'
+# sessions is hidden; those rows are counted when they belong to a user and a
+# database, which is what client sessions look like.
+FACTS_SQL = """
+SELECT
+    pg_is_in_recovery() AS in_recovery,
+    current_database() AS database,
+    current_setting('server_version') AS server_version,
+    current_setting('max_connections')::int AS max_connections,
+    current_setting('superuser_reserved_connections')::int
+        + COALESCE(current_setting('reserved_connections', true)::int, 0)
+        AS reserved_connections,
+    (SELECT count(*) FROM pg_stat_activity
+      WHERE backend_type = 'client backend'
+         OR (backend_type IS NULL AND datid IS NOT NULL AND usesysid IS NOT NULL)
+    )::int AS backends,
+    (SELECT setting::float8 / 1000 FROM pg_settings
+      WHERE name = 'statement_timeout') AS statement_timeout_seconds,
+    (SELECT version FROM pg_stat_ssl
+      WHERE pid = pg_backend_pid() AND ssl) AS tls_version,
+    ARRAY(SELECT extname::text FROM pg_extension) AS extensions,
+    CASE WHEN NOT pg_is_in_recovery() THEN 0::float8
+         WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8
+         ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8
+    END AS replica_lag_seconds
+"""
+
+METRICS = (
+    MetricSpec(
+        "postgres_connect_seconds",
+        "Time to connect and authenticate, for runs that opened a connection.",
+    ),
+    MetricSpec("postgres_query_seconds", "Time the readiness query took, last run."),
+    MetricSpec(
+        "postgres_backends",
+        "Client connections in use (pg_stat_activity client backends).",
+    ),
+    MetricSpec(
+        "postgres_max_connections_usable",
+        "max_connections minus the connections reserved for superusers.",
+    ),
+    MetricSpec("postgres_in_recovery", "1 when the server is a standby in recovery."),
+    MetricSpec(
+        "postgres_replica_lag_seconds",
+        "Age of the last replayed transaction on a standby; 0 on a primary.",
+    ),
+    MetricSpec(
+        "postgres_server_info",
+        "Server version, as reported by server_version.",
+        type="info",
+        labels=("version",),
+    ),
+    MetricSpec(
+        "postgres_statement_timeout_seconds",
+        "statement_timeout of the probe's session; 0 means no limit.",
+    ),
+)
+
+ExtensionName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")]
+
+
+class PostgresConfig(BaseProbeConfig):
+    """Which server to reach, as whom, and the limits it must keep."""
+
+    kind: Literal["postgres"] = "postgres"
+    dsn: str = Field(min_length=1)
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    query: str = Field(default="SELECT 1", min_length=1)
+    max_connections_ratio: float = Field(default=0.80, gt=0, le=1)
+    statement_timeout_max: Duration = 10.0
+    check_statement_timeout: bool = True
+    required_extensions: tuple[ExtensionName, ...] = ()
+    require_tls: bool = False
+    replica_lag_max: Duration = 30.0
+    fresh_connection: bool = False
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_is_a_url(cls, dsn: str) -> str:
+        # The DSN is never echoed: it may hold a password.
+        if not dsn.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "dsn must be a URL such as postgresql://user@host:5432/dbname"
+                " (libpq key=value strings are not supported)"
+            )
+        return dsn
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> PostgresConfig:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError(
+                "set either password or password_file, not both"
+                " (password_file is read at every connect)"
+            )
+        if self.statement_timeout_max <= 0:
+            raise ValueError(
+                "statement_timeout_max must be above zero; to skip the check"
+                " write check_statement_timeout: false"
+            )
+        if len(set(self.required_extensions)) != len(self.required_extensions):
+            raise ValueError("required_extensions lists an extension twice")
+        return self
+
+
+def plan(config: PostgresConfig) -> list[CheckSpec]:
+    """The checks a run of *config* yields."""
+    specs = [
+        CheckSpec(
+            "reachable",
+            Category.RELIABILITY,
+            Severity.CRITICAL,
+            "Connects, authenticates and runs the readiness query.",
+        ),
+        CheckSpec(
+            "connections_under_limit",
+            Category.PERFORMANCE,
+            Severity.WARNING,
+            "Connections in use are at most max_connections_ratio of the usable.",
+        ),
+    ]
+    if config.check_statement_timeout:
+        specs.append(
+            CheckSpec(
+                "statement_timeout",
+                Category.PERFORMANCE,
+                Severity.WARNING,
+                "statement_timeout is set and at most statement_timeout_max.",
+            )
+        )
+    specs.extend(
+        CheckSpec(
+            f"extension_{name}",
+            Category.RELIABILITY,
+            Severity.CRITICAL,
+            f"Extension {name} is installed in the database.",
+        )
+        for name in config.required_extensions
+    )
+    if config.require_tls:
+        specs.append(
+            CheckSpec(
+                "connection_encrypted",
+                Category.SECURITY,
+                Severity.CRITICAL,
+                "The probe's own connection uses TLS.",
+            )
+        )
+    specs.append(
+        CheckSpec(
+            "replica_lag",
+            Category.DATA,
+            Severity.WARNING,
+            "On a standby, replay lag is at most replica_lag_max.",
+        )
+    )
+    return specs
+
+
+# --- talking to the server ------------------------------------------------------
+
+
+class _Connection(Protocol):
+    """The part of asyncpg.Connection this probe uses (asyncpg's signatures)."""
+
+    def is_closed(self) -> bool: ...
+    def is_in_transaction(self) -> bool: ...
+    def terminate(self) -> None: ...
+    async def close(self, *, timeout: float | None = None) -> None: ...  # noqa: ASYNC109
+    async def execute(self, query: str, *, timeout: float | None = None) -> str: ...  # noqa: ASYNC109
+    async def fetchrow(self, query: str, *, timeout: float | None = None) -> Any: ...  # noqa: ASYNC109
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFacts:
+    """The answer to FACTS_SQL."""
+
+    in_recovery: bool
+    database: str
+    server_version: str
+    max_connections: int
+    reserved_connections: int
+    backends: int
+    statement_timeout_seconds: float
+    tls_version: str | None
+    extensions: frozenset[str]
+    replica_lag_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one run saw; *connect_seconds* is None when it reused a connection."""
+
+    facts: ServerFacts
+    query_seconds: float
+    connect_seconds: float | None
+
+
+class _Deadline:
+    """Inner driver deadline, a little before the runner's hard one, so
+    asyncpg times out first and the connection can still be closed."""
+
+    def __init__(self, timeout: float) -> None:
+        self._end = time.monotonic() + timeout * 0.9
+        self.grace = timeout * 0.05
+
+    def remaining(self) -> float:
+        return max(0.01, self._end - time.monotonic())
+
+
+async def _read_password(config: PostgresConfig) -> str | None:
+    if config.password is not None and config.password.get_secret_value():
+        return config.password.get_secret_value()
+    if config.password_file is None:
+        # From the DSN, PGPASSWORD or ~/.pgpass, as libpq does; an empty
+        # `password: ${VAR:-}` means the same.
+        return None
+    try:
+        text = await asyncio.to_thread(config.password_file.read_text, "utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8"
+        raise TargetConfigError(
+            f"password_file {config.password_file} cannot be read: {reason}"
+        ) from error
+    password = text.rstrip("\r\n")
+    if not password:
+        raise TargetConfigError(f"password_file {config.password_file} is empty")
+    return password
+
+
+async def _connect(
+    config: PostgresConfig, deadline: _Deadline
+) -> tuple[_Connection, float]:
+    password = await _read_password(config)
+    started = time.perf_counter()
+    connection: _Connection = await asyncpg.connect(
+        config.dsn,
+        password=password,
+        timeout=deadline.remaining(),  # asyncpg's own default is 60 s
+        command_timeout=config.timeout,
+        statement_cache_size=0,  # nothing to reuse, and safe behind PgBouncer
+        server_settings={"application_name": APPLICATION_NAME},
+    )
+    return connection, time.perf_counter() - started
+
+
+def _facts_from(row: Any) -> ServerFacts:
+    lag = row["replica_lag_seconds"]
+    return ServerFacts(
+        in_recovery=bool(row["in_recovery"]),
+        database=str(row["database"]),
+        server_version=str(row["server_version"]).split(" ", 1)[0],
+        max_connections=int(row["max_connections"]),
+        reserved_connections=int(row["reserved_connections"]),
+        backends=int(row["backends"]),
+        statement_timeout_seconds=float(row["statement_timeout_seconds"]),
+        tls_version=row["tls_version"],
+        extensions=frozenset(row["extensions"]),
+        replica_lag_seconds=None if lag is None else float(lag),
+    )
+
+
+async def _observe(
+    connection: _Connection,
+    config: PostgresConfig,
+    deadline: _Deadline,
+    connect_seconds: float | None,
+) -> Observation:
+    started = time.perf_counter()
+    await connection.execute(config.query, timeout=deadline.remaining())
+    query_seconds = time.perf_counter() - started
+    if connection.is_in_transaction():
+        # A query that opens a transaction must not hold it until the next run.
+        await connection.execute("ROLLBACK", timeout=deadline.remaining())
+    row = await connection.fetchrow(FACTS_SQL, timeout=deadline.remaining())
+    return Observation(_facts_from(row), query_seconds, connect_seconds)
+
+
+# A reused connection that fails with one of these was dropped by the server
+# (restart, pg_terminate_backend, idle timeout): a new one gets the verdict.
+# InternalClientError: a query sent just as the server's goodbye arrives.
+_DROPPED_CONNECTION_ERRORS = (
+    pg_errors.InterfaceError,
+    pg_errors.InternalClientError,
+    pg_errors.PostgresConnectionError,
+    pg_errors.AdminShutdownError,
+    ConnectionError,
+)
+
+
+class PostgresSession:
+    """The probe's connection, kept between runs unless `fresh_connection`."""
+
+    def __init__(self) -> None:
+        self._connection: _Connection | None = None
+
+    async def observe(self, config: PostgresConfig, deadline: _Deadline) -> Observation:
+        """Run the probe's queries, reusing or (re)making the connection."""
+        if config.fresh_connection:
+            connection, connect_seconds = await _connect(config, deadline)
+            observation = await _observe_or_release(
+                connection, config, deadline, connect_seconds
+            )
+            await _close_politely(connection, deadline.remaining())
+            return observation
+        # Held outside the state while in use: a run cut short releases it.
+        kept, self._connection = self._connection, None
+        if kept is not None and not kept.is_closed():
+            with contextlib.suppress(*_DROPPED_CONNECTION_ERRORS):
+                observation = await _observe_or_release(kept, config, deadline, None)
+                self._connection = kept
+                return observation
+        elif kept is not None:
+            kept.terminate()  # closed by the server; frees asyncpg's side
+        connection, connect_seconds = await _connect(config, deadline)
+        observation = await _observe_or_release(
+            connection, config, deadline, connect_seconds
+        )
+        self._connection = connection
+        return observation
+
+    async def aclose(self) -> None:
+        """Close the kept connection (the probe was removed or reconfigured)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await _close_politely(connection, 2.0)
+
+
+async def _observe_or_release(
+    connection: _Connection,
+    config: PostgresConfig,
+    deadline: _Deadline,
+    connect_seconds: float | None,
+) -> Observation:
+    """`_observe`, closing *connection* if the run fails: a failed run keeps
+    nothing open."""
+    try:
+        return await _observe(connection, config, deadline, connect_seconds)
+    except TimeoutError:
+        # asyncpg has asked the server to cancel the query; a polite close
+        # lets that request go out, so the backend stops now and not when
+        # the query ends. The runner's deadline is config.timeout * 0.1 away.
+        await _close_politely(connection, deadline.grace)
+        raise
+    except BaseException:
+        connection.terminate()
+        raise
+
+
+async def _close_politely(connection: _Connection, grace: float) -> None:
+    """Say goodbye so the server logs a clean exit; cut the line if it hangs."""
+    closed = False
+    try:
+        await connection.close(timeout=grace)
+        closed = True
+    except (
+        OSError,
+        pg_errors.PostgresError,
+        pg_errors.InterfaceError,
+        pg_errors.InternalClientError,
+    ):
+        pass  # cut below
+    finally:
+        if not closed:
+            connection.terminate()
+
+
+# --- driver errors -> reasons ------------------------------------------------------
+
+
+def _describe(error: BaseException) -> str:
+    sqlstate = getattr(error, "sqlstate", None)
+    text = redact(first_line(error))
+    return f"{text} (SQLSTATE {sqlstate})" if sqlstate else text
+
+
+@contextlib.contextmanager
+def _driver_errors_as_reasons() -> Iterator[None]:
+    """Map asyncpg's exceptions onto the runner's reasons.
+
+    OSError (refused, unreachable, reset) and TimeoutError pass through.
+    """
+    try:
+        yield
+    except pg_errors.InvalidAuthorizationSpecificationError as error:  # 28000, 28P01
+        raise AuthError(_describe(error)) from error
+    except pg_errors.InvalidCatalogNameError as error:  # 3D000: the DSN is wrong
+        raise TargetConfigError(_describe(error)) from error
+    except pg_errors.SyntaxOrAccessError as error:  # class 42: query
+        raise TargetConfigError(f"the query failed: {_describe(error)}") from error
+    except pg_errors.ClientConfigurationError as error:  # bad sslmode, no CA file
+        raise TargetConfigError(_describe(error)) from error
+    except pg_errors.PostgresError as error:  # 53300, 57P03, 08xxx, ...
+        raise ProtocolError(_describe(error)) from error
+    except (pg_errors.InterfaceError, pg_errors.InternalClientError) as error:
+        raise ProtocolError(_describe(error)) from error
+    except ConnectionError as error:
+        if "rejected SSL upgrade" in str(error):  # sslmode=require, ssl=off
+            raise ProbeError(
+                "the server does not offer TLS", reason=Reason.TLS
+            ) from error
+        raise
+
+
+# --- verdicts ------------------------------------------------------------------------
+
+
+def _judge_connections(
+    checks: Checks, config: PostgresConfig, facts: ServerFacts
+) -> None:
+    usable = facts.max_connections - facts.reserved_connections
+    if usable <= 0:
+        checks.record("connections_under_limit", False, "no usable connection slots")
+        return
+    ratio = facts.backends / usable
+    checks.record(
+        "connections_under_limit",
+        ratio <= config.max_connections_ratio,
+        f"{facts.backends} of {usable} usable connections in use ({ratio:.0%},"
+        f" limit {config.max_connections_ratio:.0%})",
+    )
+
+
+def _judge_statement_timeout(
+    checks: Checks, config: PostgresConfig, facts: ServerFacts
+) -> None:
+    if not checks.planned("statement_timeout"):
+        return
+    seconds, limit = facts.statement_timeout_seconds, config.statement_timeout_max
+    if seconds <= 0:
+        checks.record("statement_timeout", False, "statement_timeout is not set (0)")
+    else:
+        checks.record(
+            "statement_timeout",
+            seconds <= limit,
+            f"statement_timeout {seconds:g}s, limit {limit:g}s",
+        )
+
+
+def _judge_extensions(
+    checks: Checks, extensions: Sequence[str], facts: ServerFacts
+) -> None:
+    for name in extensions:
+        installed = name in facts.extensions
+        checks.record(
+            f"extension_{name}",
+            installed,
+            f"{name} {'is' if installed else 'is not'} installed in"
+            f" database {facts.database}",
+        )
+
+
+def _judge_tls(checks: Checks, facts: ServerFacts) -> None:
+    if checks.planned("connection_encrypted"):
+        checks.record(
+            "connection_encrypted",
+            facts.tls_version is not None,
+            f"encrypted with {facts.tls_version}"
+            if facts.tls_version
+            else "plain text",
+        )
+
+
+def _judge_replica_lag(
+    checks: Checks, config: PostgresConfig, facts: ServerFacts
+) -> None:
+    lag = facts.replica_lag_seconds
+    if not facts.in_recovery:
+        checks.record("replica_lag", True, "primary: nothing to replay")
+    elif lag is None:
+        checks.record("replica_lag", False, "standby has replayed no transaction yet")
+    else:
+        checks.record(
+            "replica_lag",
+            lag <= config.replica_lag_max,
+            f"replay lag {lag:.1f}s, limit {config.replica_lag_max:g}s",
+        )
+
+
+def _samples(observation: Observation) -> tuple[Sample, ...]:
+    facts = observation.facts
+    samples = [
+        Sample("postgres_query_seconds", observation.query_seconds),
+        Sample("postgres_backends", facts.backends),
+        Sample(
+            "postgres_max_connections_usable",
+            facts.max_connections - facts.reserved_connections,
+        ),
+        Sample("postgres_in_recovery", float(facts.in_recovery)),
+        Sample.of("postgres_server_info", 1, version=facts.server_version),
+        Sample("postgres_statement_timeout_seconds", facts.statement_timeout_seconds),
+    ]
+    if observation.connect_seconds is not None:
+        samples.insert(
+            0, Sample("postgres_connect_seconds", observation.connect_seconds)
+        )
+    if facts.replica_lag_seconds is not None:
+        samples.append(
+            Sample("postgres_replica_lag_seconds", facts.replica_lag_seconds)
+        )
+    return tuple(samples)
+
+
+async def probe(config: PostgresConfig, ctx: ProbeContext) -> ProbeResult:
+    """Run the readiness query and judge connections, settings and replication."""
+    checks = Checks(plan(config))
+    session = ctx.state(PostgresSession)
+    with _driver_errors_as_reasons():
+        observation = await session.observe(config, _Deadline(config.timeout))
+    facts = observation.facts
+    how = (
+        f"connected in {observation.connect_seconds:.3f}s, "
+        if observation.connect_seconds is not None
+        else ""
+    )
+    checks.record(
+        "reachable", True, f"{how}query took {observation.query_seconds:.3f}s"
+    )
+    _judge_connections(checks, config, facts)
+    _judge_statement_timeout(checks, config, facts)
+    _judge_extensions(checks, config.required_extensions, facts)
+    _judge_tls(checks, facts)
+    _judge_replica_lag(checks, config, facts)
+    return ProbeResult(checks=checks.finish(), samples=_samples(observation))
