@@ -14,7 +14,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
-from exporter.probes import backup, http, modbus, postgres, tcp, tls, workers
+from exporter.probes import backup, http, modbus, mongodb, postgres, tcp, tls, workers
 from exporter.probes.base import (
     BaseProbeConfig,
     CheckSpec,
@@ -45,6 +45,9 @@ PROBES: dict[str, ProbeKind] = {
     ),
     "workers": ProbeKind(
         workers.WorkersConfig, workers.probe, workers.plan, workers.METRICS
+    ),
+    "mongodb": ProbeKind(
+        mongodb.MongodbConfig, mongodb.probe, mongodb.plan, mongodb.METRICS
     ),
 }
 
