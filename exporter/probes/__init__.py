@@ -14,7 +14,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
-from exporter.probes import backup, http, modbus, mongodb, postgres, tcp, tls, workers
+from exporter.probes import backup, http, modbus, mongodb, postgres, redis, tcp, tls, workers
 from exporter.probes.base import (
     BaseProbeConfig,
     CheckSpec,
@@ -49,6 +49,7 @@ PROBES: dict[str, ProbeKind] = {
     "mongodb": ProbeKind(
         mongodb.MongodbConfig, mongodb.probe, mongodb.plan, mongodb.METRICS
     ),
+    "redis": ProbeKind(redis.RedisConfig, redis.probe, redis.plan, redis.METRICS),
 }
 
 

@@ -1,0 +1,738 @@
+"""The redis probe against real, throwaway redis-server processes.
+
+One server for the module (tests/servers/redis.py), with a TLS port as well;
+each test starts from its defaults (`reset()`: no password, no maxmemory,
+noeviction, AOF off, no data, fresh stats) and changes settings with CONFIG
+SET. Only the fault cycle and the no-HELLO server get processes of their own.
+Every test closes its probe contexts, so connections never leak between tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exporter.config import ConfigError, parse_config
+from exporter.probes import config_adapter
+from exporter.probes.base import ProbeResult, Reason
+from exporter.probes.context import ProbeContext, SharedResources
+from exporter.probes.redis import CLIENT_NAME, RedisConfig, parse_size
+from exporter.runner import run_probe
+from tests.conftest import StartServer, free_port
+from tests.servers.redis import BinaryMissing, RedisServer
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "s3cret-pw-4711"
+WRONG_PASSWORD = "wrong-pw-0815"
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[RedisServer]:
+    try:
+        server = RedisServer.start(tls=True)
+    except BinaryMissing as missing:
+        pytest.skip(str(missing))
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def server(shared_server: RedisServer) -> RedisServer:
+    """The module's server, back at its defaults."""
+    shared_server.reset()
+    return shared_server
+
+
+@pytest.fixture
+def own_server() -> Iterator[RedisServer]:
+    """A server of the test's own, for killing and restarting."""
+    try:
+        server = RedisServer.start()
+    except BinaryMissing as missing:
+        pytest.skip(str(missing))
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+Contexts = Callable[[], ProbeContext]
+
+
+@pytest.fixture
+async def contexts() -> AsyncIterator[Contexts]:
+    """Factory of probe contexts, all closed when the test ends."""
+    made: list[ProbeContext] = []
+
+    def make() -> ProbeContext:
+        made.append(ProbeContext("cache", SharedResources()))
+        return made[-1]
+
+    yield make
+    for ctx in made:
+        await ctx.aclose()
+
+
+def redis_config(url: str, **fields: Any) -> RedisConfig:
+    raw = {"kind": "redis", "name": "cache", "url": url, "interval": 10}
+    raw.setdefault("timeout", 2)
+    config = config_adapter().validate_python({**raw, **fields})
+    assert isinstance(config, RedisConfig)
+    return config
+
+
+def verdicts(result: ProbeResult) -> dict[str, bool]:
+    return {check.name: check.passed for check in result.checks}
+
+
+def detail(result: ProbeResult, name: str) -> str:
+    return next(check.detail for check in result.checks if check.name == name)
+
+
+def sample(result: ProbeResult, name: str, **labels: str) -> float | None:
+    wanted = tuple(sorted(labels.items()))
+    for found in result.samples:
+        if found.name == name and tuple(sorted(found.labels)) == wanted:
+            return found.value
+    return None
+
+
+def configure(server: RedisServer, **settings: str) -> None:
+    for name, value in settings.items():
+        server.command("CONFIG", "SET", name.replace("_", "-"), value)
+
+
+# --- a healthy server and settings -------------------------------------------------
+
+
+async def test_healthy_server_passes_every_check(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    configure(
+        server, maxmemory="64mb", maxmemory_policy="allkeys-lru", appendonly="yes"
+    )
+    config = redis_config(server.url(), maxmemory_max="2GB")
+
+    result = await run_probe(config, contexts())
+
+    assert result.success, result.error
+    assert all(verdicts(result).values()), result.checks
+    assert sample(result, "redis_maxmemory_bytes") == 64 * MiB
+    assert sample(result, "redis_eviction_policy_info", policy="allkeys-lru") == 1
+    assert sample(result, "redis_role_info", role="master") == 1
+    assert sample(result, "redis_aof_enabled") == 1
+    assert sample(result, "redis_maxclients") == 10000
+    assert (sample(result, "redis_memory_used_bytes") or 0) > 0
+    assert (sample(result, "redis_connected_clients") or 0) >= 1
+    assert sample(result, "redis_connect_seconds") is not None
+    assert "RESP3" in detail(result, "reachable")
+
+
+async def test_a_default_server_fails_the_setting_checks(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    result = await run_probe(redis_config(server.url()), contexts())
+
+    assert result.success  # only warnings fail
+    found = verdicts(result)
+    assert found["reachable"]
+    assert not found["maxmemory_set"]
+    assert not found["eviction_policy"]
+    assert not found["persistence"]
+    assert found["memory_usage"]
+    assert found["memory_usage_critical"]
+    assert "maxmemory is 0" in detail(result, "maxmemory_set")
+    assert "noeviction, expected allkeys-lru" in detail(result, "eviction_policy")
+    assert "AOF off" in detail(result, "persistence")
+    assert sample(result, "redis_maxmemory_bytes") == 0
+    assert sample(result, "redis_eviction_policy_info", policy="noeviction") == 1
+
+
+@pytest.mark.parametrize(
+    ("maxmemory", "limit", "passes"),
+    [("3gb", "2GB", False), ("2gb", "2gb", True), ("512mb", 1024**3, True)],
+)
+async def test_maxmemory_against_maxmemory_max(
+    server: RedisServer,
+    contexts: Contexts,
+    maxmemory: str,
+    limit: str | int,
+    passes: bool,
+) -> None:
+    configure(server, maxmemory=maxmemory)
+    config = redis_config(server.url(), maxmemory_max=limit)
+
+    result = await run_probe(config, contexts())
+
+    assert verdicts(result)["maxmemory_set"] is passes
+    if not passes:
+        assert "above maxmemory_max 2.00 GiB" in detail(result, "maxmemory_set")
+
+
+@pytest.mark.parametrize(
+    ("settings", "mode", "passes"),
+    [
+        ({"appendonly": "yes"}, "aof", True),
+        ({"save": "900 1"}, "aof", False),
+        ({"save": "900 1"}, "rdb", True),
+        ({"appendonly": "yes"}, "rdb", False),
+        ({"save": "900 1"}, "any", True),
+        ({}, "any", False),
+        ({}, "off", True),
+        ({"appendonly": "yes"}, "off", False),
+    ],
+)
+async def test_persistence_modes(
+    server: RedisServer,
+    contexts: Contexts,
+    settings: dict[str, str],
+    mode: str,
+    passes: bool,
+) -> None:
+    configure(server, **settings)
+    config = redis_config(server.url(), persistence=mode)
+
+    result = await run_probe(config, contexts())
+
+    assert verdicts(result)["persistence"] is passes, detail(result, "persistence")
+
+
+async def test_memory_usage_warning_then_critical(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    server.command("SET", "ballast", "x" * (8 * MiB))
+    ctx = contexts()
+    config = redis_config(server.url())
+    await run_probe(config, ctx)  # connect first: our connection uses memory too
+    used = int(server.command("INFO", "memory")["used_memory"])
+
+    configure(server, maxmemory=str(int(used / 0.875)))
+    warned = await run_probe(config, ctx)
+    configure(server, maxmemory=str(int(used / 0.95)))
+    critical = await run_probe(config, ctx)
+
+    assert not verdicts(warned)["memory_usage"]
+    assert verdicts(warned)["memory_usage_critical"]
+    assert warned.success
+    assert "limit 85%" in detail(warned, "memory_usage")
+    assert not verdicts(critical)["memory_usage_critical"]
+    assert not critical.success
+    assert critical.reason is Reason.CHECK
+
+
+async def test_hit_ratio_is_measured_between_runs_without_our_own_reads(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    server.command("RPUSH", "bull:mail:wait", "1")  # one of our reads will hit
+    ctx = contexts()
+    config = redis_config(server.url(), bullmq={"queues": [{"name": "mail"}]})
+    server.command("SET", "key", "value")
+
+    first = await run_probe(config, ctx)
+    with contextlib.closing(server.admin()) as admin:
+        for _ in range(8):
+            admin.get("key")
+        admin.get("missing")
+        admin.get("missing")
+    good = await run_probe(config, ctx)
+    with contextlib.closing(server.admin()) as admin:
+        admin.get("key")
+        for _ in range(9):
+            admin.get("missing")
+    poor = await run_probe(config, ctx)
+    idle = await run_probe(config, ctx)
+
+    assert verdicts(first)["hit_ratio"]
+    assert "first run" in detail(first, "hit_ratio")
+    assert sample(first, "redis_hit_ratio") is None
+    assert sample(good, "redis_hit_ratio") == pytest.approx(0.8)
+    assert verdicts(good)["hit_ratio"]
+    assert sample(poor, "redis_hit_ratio") == pytest.approx(0.1)
+    assert not verdicts(poor)["hit_ratio"]
+    assert poor.success  # an info check
+    assert verdicts(idle)["hit_ratio"]
+    assert "no key lookups" in detail(idle, "hit_ratio")
+    assert sample(idle, "redis_hit_ratio") is None
+    assert (sample(poor, "redis_keyspace_misses_total") or 0) >= 11
+
+
+# --- authentication --------------------------------------------------------------------
+
+
+async def test_password_sources(
+    server: RedisServer, contexts: Contexts, tmp_path: Path
+) -> None:
+    server.set_password(PASSWORD)
+    secret_file = tmp_path / "redis-password"
+    secret_file.write_text(PASSWORD + "\n")
+
+    in_url = await run_probe(redis_config(server.url(PASSWORD)), contexts())
+    in_field = await run_probe(
+        redis_config(server.url(), password=PASSWORD), contexts()
+    )
+    in_file = await run_probe(
+        redis_config(server.url(), password_file=str(secret_file)), contexts()
+    )
+    no_file = await run_probe(
+        redis_config(server.url(), password_file=str(tmp_path / "absent")),
+        contexts(),
+    )
+
+    assert in_url.success, in_url.error
+    assert in_field.success, in_field.error
+    assert in_file.success, in_file.error
+    assert no_file.reason is Reason.CONFIG
+    assert "cannot be read" in no_file.error
+
+
+async def test_wrong_or_missing_password_is_an_auth_failure(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    server.set_password(PASSWORD)
+
+    wrong = await run_probe(redis_config(server.url(WRONG_PASSWORD)), contexts())
+    missing = await run_probe(redis_config(server.url()), contexts())
+
+    for result in (wrong, missing):
+        assert not result.success
+        assert result.reason is Reason.AUTH
+        assert not any(check.passed for check in result.checks)
+        shown = result.error + " ".join(check.detail for check in result.checks)
+        assert WRONG_PASSWORD not in shown
+        assert PASSWORD not in shown
+
+
+async def test_auth_required_passes_only_when_the_server_refuses_strangers(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    open_result = await run_probe(
+        redis_config(server.url(), expect_auth=True), contexts()
+    )
+    server.set_password(PASSWORD)
+    closed_result = await run_probe(
+        redis_config(server.url(), password=PASSWORD, expect_auth=True), contexts()
+    )
+
+    assert not verdicts(open_result)["auth_required"]
+    assert "PING answered 'PONG'" in detail(open_result, "auth_required")
+    assert open_result.reason is Reason.CHECK  # a critical check
+    assert verdicts(closed_result)["auth_required"]
+    assert "NOAUTH" in detail(closed_result, "auth_required")
+    assert closed_result.success, closed_result.error
+
+
+async def test_config_get_refused_falls_back_to_info(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    server.command(
+        "ACL", "SETUSER", "probe", "on", ">" + PASSWORD, "+@all", "-config", "~*"
+    )
+    server.command(
+        "ACL", "SETUSER", "blind", "on", ">" + PASSWORD, "+ping", "+hello", "+client"
+    )
+    server.command(
+        "ACL", "SETUSER", "minimal", "on", ">" + PASSWORD, "+ping", "+info",
+        "+config|get", "+hello", "+client|setname", "+llen", "+zcard", "+hgetall",
+        "~bull:*",
+    )  # fmt: skip
+    configure(server, maxmemory="64mb", maxmemory_policy="allkeys-lru")
+
+    minimal = await run_probe(
+        redis_config(
+            server.url(),
+            username="minimal",
+            password=PASSWORD,
+            bullmq={"queues": [{"name": "pdf"}]},
+        ),
+        contexts(),
+    )
+    limited = await run_probe(
+        redis_config(server.url(), username="probe", password=PASSWORD), contexts()
+    )
+    blind = await run_probe(
+        redis_config(server.url(), username="blind", password=PASSWORD), contexts()
+    )
+
+    assert minimal.success, minimal.error  # the ACL the docs recommend
+    assert "save off" in detail(minimal, "persistence")
+    assert limited.success, limited.error
+    assert sample(limited, "redis_maxmemory_bytes") == 64 * MiB
+    assert verdicts(limited)["eviction_policy"]
+    assert "schedule unreadable" in detail(limited, "persistence")
+    assert "CONFIG GET refused" in detail(limited, "reachable")
+    assert blind.reason is Reason.CONFIG
+    assert "+info" in blind.error
+
+
+# --- BullMQ ------------------------------------------------------------------------------
+
+
+def seed_queue(server: RedisServer, prefix: str, queue: str) -> None:
+    key = f"{prefix}:{queue}"
+    server.command("RPUSH", f"{key}:wait", "1", "2", "3")
+    server.command("ZADD", f"{key}:prioritized", "1", "4")
+    server.command("RPUSH", f"{key}:active", "5")
+    server.command("ZADD", f"{key}:delayed", "1", "6", "2", "7")
+    server.command("ZADD", f"{key}:failed", "1", "8", "2", "9", "3", "10")
+    server.command("ZADD", f"{key}:completed", "1", "11")
+    server.command("HSET", f"{key}:meta", "opts.maxLenEvents", "10000")
+
+
+async def test_bullmq_counts_and_depth_limits(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    seed_queue(server, "jobs", "pdf")
+    config = redis_config(
+        server.url(),
+        bullmq={
+            "prefix": "jobs",
+            "queues": [
+                {"name": "pdf", "waiting_max": 10, "failed_max": 2},
+                {"name": "fresh", "waiting_max": 0, "failed_max": 0},
+            ],
+        },
+    )
+
+    result = await run_probe(config, contexts())
+
+    counts = {
+        state: sample(result, "redis_bullmq_jobs", queue="pdf", state=state)
+        for state in ("waiting", "active", "delayed", "paused", "failed", "completed")
+    }
+    assert counts == {
+        "waiting": 4,
+        "active": 1,
+        "delayed": 2,
+        "paused": 0,
+        "failed": 3,
+        "completed": 1,
+    }
+    assert sample(result, "redis_bullmq_jobs", queue="fresh", state="waiting") == 0
+    found = verdicts(result)
+    assert not found["bullmq_pdf_depth"]
+    assert detail(result, "bullmq_pdf_depth") == "over limit: failed 3 > 2"
+    assert found["bullmq_fresh_depth"]
+    assert found["bullmq_eviction_policy"]  # noeviction: BullMQ-safe
+    assert result.success
+
+
+async def test_bullmq_paused_queue_counts_its_jobs_as_paused(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    seed_queue(server, "bull", "mail")
+    server.command("HSET", "bull:mail:meta", "paused", "1")
+    config = redis_config(server.url(), bullmq={"queues": [{"name": "mail"}]})
+
+    result = await run_probe(config, contexts())
+
+    assert sample(result, "redis_bullmq_jobs", queue="mail", state="waiting") == 0
+    assert sample(result, "redis_bullmq_jobs", queue="mail", state="paused") == 4
+    assert sample(result, "redis_bullmq_queue_paused", queue="mail") == 1
+
+
+async def test_bullmq_backlog_growing_on_every_run_fails(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    configure(server, maxmemory_policy="allkeys-lru")
+    ctx = contexts()
+    config = redis_config(
+        server.url(),
+        bullmq={"queues": [{"name": "pdf", "backlog_growth_runs": 3}]},
+    )
+    results = []
+    for _ in range(4):
+        server.command("RPUSH", "bull:pdf:wait", "job")
+        results.append(await run_probe(config, ctx))
+    steady = await run_probe(config, ctx)
+
+    assert [verdicts(r)["bullmq_pdf_backlog"] for r in results] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert "grew on each of the last 3 runs (1 -> 4)" in detail(
+        results[-1], "bullmq_pdf_backlog"
+    )
+    assert verdicts(steady)["bullmq_pdf_backlog"]
+    assert not verdicts(steady)["bullmq_eviction_policy"]  # allkeys-lru loses jobs
+
+
+async def test_bullmq_key_of_the_wrong_type_is_a_config_problem(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    server.command("SET", "bull:pdf:active", "not a list")
+    config = redis_config(server.url(), bullmq={"queues": [{"name": "pdf"}]})
+
+    result = await run_probe(config, contexts())
+
+    assert result.reason is Reason.CONFIG
+    assert "bull:pdf:active" in result.error
+
+
+# --- failures ------------------------------------------------------------------------
+
+
+async def test_fault_cycle_kill_and_restart(
+    own_server: RedisServer, contexts: Contexts
+) -> None:
+    ctx = contexts()
+    config = redis_config(own_server.url())
+
+    before = await run_probe(config, ctx)
+    kept = await run_probe(config, ctx)
+    own_server.kill()
+    down = await run_probe(config, ctx)
+    still_down = await run_probe(config, ctx)
+    own_server.restart()
+    back = await run_probe(config, ctx)
+
+    assert before.success and kept.success
+    assert sample(kept, "redis_connect_seconds") is None  # reused the connection
+    for result in (down, still_down):
+        assert result.reason is Reason.CONNECT, result.error
+        assert not any(check.passed for check in result.checks)
+    assert back.success, back.error
+    assert sample(back, "redis_connect_seconds") is not None
+    assert "connected in" in detail(back, "reachable")
+
+
+async def test_nothing_listening_is_a_connect_failure(contexts: Contexts) -> None:
+    result = await run_probe(
+        redis_config(f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0"), contexts()
+    )
+
+    assert result.reason is Reason.CONNECT
+    assert PASSWORD not in result.error
+
+
+async def test_silent_server_times_out_within_the_timeout(
+    tcp_server: StartServer, contexts: Contexts
+) -> None:
+    port = await tcp_server()
+    config = redis_config(f"redis://127.0.0.1:{port}/0", timeout=0.5)
+
+    started = time.monotonic()
+    result = await run_probe(config, contexts())
+
+    assert result.reason is Reason.TIMEOUT
+    assert time.monotonic() - started < config.timeout + 0.5
+
+
+async def test_garbage_reply_is_a_protocol_failure(
+    tcp_server: StartServer, contexts: Contexts
+) -> None:
+    async def http_server(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.read(100)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    port = await tcp_server(http_server)
+    result = await run_probe(redis_config(f"redis://127.0.0.1:{port}/0"), contexts())
+
+    assert result.reason is Reason.PROTOCOL, result.error
+
+
+async def test_max_clients_reached_is_a_protocol_failure(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    with contextlib.closing(server.admin()) as admin:
+        admin.execute_command("CONFIG", "SET", "maxclients", "1")
+        try:
+            result = await run_probe(redis_config(server.url()), contexts())
+        finally:
+            admin.execute_command("CONFIG", "SET", "maxclients", "10000")
+
+    assert result.reason is Reason.PROTOCOL
+    assert "max number of clients" in result.error
+
+
+async def test_replica_without_master_is_a_protocol_failure(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    configure(server, replica_serve_stale_data="no")
+    server.command("REPLICAOF", "127.0.0.1", str(free_port()))
+    config = redis_config(server.url(), bullmq={"queues": [{"name": "pdf"}]})
+
+    result = await run_probe(config, contexts())
+
+    assert result.reason is Reason.PROTOCOL
+    assert "MASTERDOWN" in result.error
+
+
+# --- connections and protocols -------------------------------------------------------
+
+
+async def wait_for_clients(
+    server: RedisServer, expected: int, field: str = "id"
+) -> list[dict[str, str]]:
+    """Our clients once their count settles at *expected* (closes take a tick)."""
+    clients: list[dict[str, str]] = []
+    for _ in range(50):
+        clients = [c for c in server.clients() if c.get(field)]
+        if len(clients) == expected:
+            break
+        await asyncio.sleep(0.02)
+    return clients
+
+
+async def test_one_connection_after_100_runs(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    server.set_password(PASSWORD)
+    ctx = contexts()
+    config = redis_config(
+        server.url(PASSWORD),
+        expect_auth=True,
+        bullmq={"queues": [{"name": "pdf"}]},
+    )
+
+    results = [await run_probe(config, ctx) for _ in range(100)]
+
+    assert all(result.success for result in results), results[-1].error
+    clients = await wait_for_clients(server, 1)
+    assert len(clients) == 1, clients
+    assert clients[0]["name"] == CLIENT_NAME
+    assert sum(sample(r, "redis_connect_seconds") is not None for r in results) == 1
+
+
+async def test_fresh_connection_connects_every_run_and_leaves_none(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    ctx = contexts()
+    config = redis_config(server.url(), fresh_connection=True)
+
+    results = [await run_probe(config, ctx) for _ in range(3)]
+
+    assert all(sample(r, "redis_connect_seconds") is not None for r in results)
+    assert await wait_for_clients(server, 0) == []
+
+
+async def test_protocol_2_explicitly(server: RedisServer, contexts: Contexts) -> None:
+    result = await run_probe(redis_config(server.url(), protocol=2), contexts())
+
+    assert result.success, result.error
+    assert "RESP2" in detail(result, "reachable")
+    clients = await wait_for_clients(server, 1)
+    assert clients[0]["resp"] == "2"
+
+
+async def test_falls_back_to_resp2_when_hello_is_rejected(contexts: Contexts) -> None:
+    # Redis 7 always knows HELLO; renaming it away makes it answer as Redis 5 does.
+    try:
+        old_style = RedisServer.start("--rename-command", "HELLO", "")
+    except BinaryMissing as missing:
+        pytest.skip(str(missing))
+    try:
+        ctx = contexts()
+        config = redis_config(old_style.url())
+        first = await run_probe(config, ctx)
+        old_style.command("CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal")
+        reconnected = await run_probe(config, ctx)
+        clients = await wait_for_clients(old_style, 1)
+    finally:
+        old_style.destroy()
+
+    assert first.success, first.error
+    assert "RESP2 (server rejected HELLO)" in detail(first, "reachable")
+    assert reconnected.success, reconnected.error
+    assert clients[0]["resp"] == "2"
+    assert clients[0]["name"] == CLIENT_NAME
+
+
+async def test_tls(server: RedisServer, contexts: Contexts) -> None:
+    url = server.url(tls=True)
+
+    verified = await run_probe(
+        redis_config(url, ca_file=str(server.ca_file)), contexts()
+    )
+    unknown_ca = await run_probe(redis_config(url), contexts())
+    skipped = await run_probe(redis_config(url, insecure_skip_verify=True), contexts())
+
+    assert verified.success, verified.error
+    assert unknown_ca.reason is Reason.TLS, unknown_ca.error
+    assert skipped.success, skipped.error
+
+
+# --- config --------------------------------------------------------------------------
+
+
+def test_sizes_follow_redis_units() -> None:
+    assert parse_size("2GB") == parse_size("2gb") == 2 * 1024**3
+    assert parse_size("512mb") == 512 * MiB
+    assert parse_size("1g") == 10**9
+    assert parse_size(4096) == 4096
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"url": "http://127.0.0.1:6379"}, "url must start with redis://"),
+        ({"url": "redis://127.0.0.1:6379/zero"}, "database number"),
+        ({"url": "redis://127.0.0.1:6379/0?ssl=true"}, "query options"),
+        (
+            {"url": f"redis://:{PASSWORD}@h:6379/0", "password": "other"},
+            "keep one",
+        ),
+        ({"url": "redis://h:6379/0", "ca_file": "/ca.pem"}, "rediss://"),
+        ({"url": "redis://h:6379", "maxmemory_max": "2 bananas"}, "invalid size"),
+        ({"url": "redis://h:6379", "memory_warning_ratio": 0.95}, "at most"),
+        ({"url": "redis://h:6379", "persistence": "sometimes"}, "persistence"),
+        (
+            {"url": "redis://h:6379", "bullmq": {"queues": [{"name": "a:b"}]}},
+            "name",
+        ),
+        (
+            {
+                "url": "redis://h:6379",
+                "bullmq": {"queues": [{"name": "a"}, {"name": "a"}]},
+            },
+            "more than once",
+        ),
+    ],
+)
+def test_bad_config_says_what_is_wrong(fields: dict[str, Any], message: str) -> None:
+    lines = [f"    {key}: {value!r}" for key, value in fields.items()]
+    text = "probes:\n  - kind: redis\n    name: cache\n" + "\n".join(lines) + "\n"
+    text = text.replace("'", '"')
+
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, "test.yml")
+
+    assert message in str(raised.value)
+    assert PASSWORD not in str(raised.value)
+
+
+def test_example_config_entry_parses() -> None:
+    config = parse_config(
+        """
+        probes:
+          - kind: redis
+            name: cache
+            url: redis://127.0.0.1:6379/0
+            maxmemory_max: 2gb
+            bullmq:
+              queues:
+                - {name: pdf, waiting_max: 100, failed_max: 10}
+        """.replace("\n        ", "\n"),
+        "test.yml",
+    )
+
+    probe = config.probes[0]
+    assert isinstance(probe, RedisConfig)
+    assert probe.maxmemory_max == 2 * 1024**3
+    assert probe.bullmq is not None and probe.bullmq.prefix == "bull"
