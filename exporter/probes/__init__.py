@@ -14,7 +14,17 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
-from exporter.probes import backup, http, modbus, mongodb, postgres, redis, tcp, tls, workers
+from exporter.probes import (
+    backup,
+    http,
+    modbus,
+    mongodb,
+    postgres,
+    redis,
+    tcp,
+    tls,
+    workers,
+)
 from exporter.probes.base import (
     BaseProbeConfig,
     CheckSpec,
