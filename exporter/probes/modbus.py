@@ -37,9 +37,9 @@ from exporter.probes.base import (
 from exporter.probes.context import ProbeContext
 from exporter.probes.modbus_gateway import (
     DeviceSilent,
-    GatewayDown,
     Endpoint,
     Gateway,
+    GatewayDown,
     SerialEndpoint,
     TcpEndpoint,
 )
