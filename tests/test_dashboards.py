@@ -255,7 +255,7 @@ def test_thresholds_match_the_alerts() -> None:
 
 
 def _generator() -> Any:
-    path = ROOT / "grafana" / "generate.py"
+    path = ROOT / "grafana" / "generate_dashboards.py"
     spec = importlib.util.spec_from_file_location("grafana_generate", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -267,7 +267,7 @@ def _generator() -> Any:
 
 def test_generated_json_is_up_to_date() -> None:
     generator = _generator()
-    assert generator.stale_files() == [], "run: python grafana/generate.py"
+    assert generator.stale_files() == [], "run: python grafana/generate_dashboards.py"
     rendered = set(generator.render_all())
     assert {path.name for path in FILES} == rendered
 

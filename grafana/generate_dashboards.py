@@ -6,8 +6,8 @@ variable, the probe variable, units, thresholds equal to the alert thresholds
 of docs/readiness-spec, the dashboards dropdown link and the panel layout.
 Only raw metrics of the exporter are queried, no recording rules.
 
-    python grafana/generate.py          # rewrite the JSON files
-    python grafana/generate.py --check  # exit 1 when they are out of date
+    python grafana/generate_dashboards.py          # rewrite the JSON files
+    python grafana/generate_dashboards.py --check  # exit 1 when they are out of date
 """
 
 from __future__ import annotations
