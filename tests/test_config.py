@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from exporter.config import ConfigError, Settings, load_config, parse_config
-from exporter.probes.base import Category, Severity, parse_duration
+from exporter.probes.base import Category, Severity, parse_duration, parse_size
 from tests.conftest import config_from
 
 
@@ -62,6 +62,27 @@ def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("2GB", 2 << 30),
+        ("2gb", 2 << 30),
+        ("512MiB", 512 << 20),
+        ("1.5g", 3 << 29),
+        ("10 kb", 10240),
+        (4096, 4096),
+    ],
+)
+def test_sizes_are_powers_of_1024(text: str | int, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["2 parsecs", "-1", "0", "GB", True])
+def test_bad_sizes(text: str | bool) -> None:
+    with pytest.raises(ValueError, match="size"):
+        parse_size(text)
+
+
 @pytest.mark.parametrize("text", ["5x", "m", "10 parsecs", "-5s", "", True])
 def test_bad_durations(text: str | bool) -> None:
     with pytest.raises(ValueError, match="duration"):
@@ -107,6 +128,11 @@ def test_bad_durations(text: str | bool) -> None:
             "bad.yml: probe 'x' (probes[0]): labels ['probe'] are set by the exporter",
         ),
         ("{name: x}", "bad.yml: probe 'x' (probes[0]): field 'kind' is missing"),
+        (
+            "{kind: tcp, name: x, host: h, port: 1, labels: {__name__: y}}",
+            "bad.yml: probe 'x' (probes[0]): labels ['__name__'] are set by the"
+            " exporter",
+        ),
     ],
 )
 def test_mistakes_name_file_probe_and_field(probe: str, expected: str) -> None:

@@ -9,6 +9,7 @@ Timing, timeouts and exception handling belong to the runner, not to probes.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -159,6 +160,44 @@ def _parse_duration_text(text: str) -> float:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 """Seconds, written in config as `30s`, `5m`, `26h`, `7d` or a number."""
 
+# Every unit is a power of 1024, as WORKER_MAX_MEMORY_MB and Redis's
+# `maxmemory 2gb` mean it; `k`/`m`/`g` are accepted as the same.
+_SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[a-zA-Z]*)\s*$")
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    **{
+        unit: 1024**power
+        for power, letter in enumerate("kmgt", start=1)
+        for unit in (letter, f"{letter}b", f"{letter}ib")
+    },
+}
+
+
+def parse_size(value: object) -> int:
+    """Bytes from `2GB`, `512MiB`, `512mb`, `1.5g` or a number of bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 512MB or a number of bytes")
+    if isinstance(value, int | float):
+        size = float(value)
+    elif isinstance(value, str) and (match := _SIZE.match(value)):
+        unit = match.group("unit").lower()
+        if unit not in _SIZE_UNITS:
+            raise ValueError(
+                f"invalid size {value!r}: write a number of bytes or a number"
+                " with KB, MB, GB or TB (powers of 1024)"
+            )
+        size = float(match.group("number")) * _SIZE_UNITS[unit]
+    else:
+        raise ValueError(f"invalid size {value!r}: write e.g. 512MB or 536870912")
+    if not math.isfinite(size) or size <= 0:
+        raise ValueError("a size must be above zero")
+    return int(size)
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_size)]
+"""Bytes, written in config as `2GB`, `512MiB`, `512mb` or a number."""
+
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 LabelName = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")]
@@ -222,7 +261,12 @@ class BaseProbeConfig(Model):
                 f"timeout ({self.timeout:g}s) must be below interval"
                 f" ({self.interval:g}s)"
             )
-        reserved = sorted(RESERVED_LABELS.intersection(self.labels))
+        reserved = sorted(
+            name
+            for name in self.labels
+            # `__`-prefixed names are Prometheus's own; a scrape with one fails.
+            if name in RESERVED_LABELS or name.startswith("__")
+        )
         if reserved:
             raise ValueError(
                 f"labels {reserved} are set by the exporter; pick other names"
