@@ -162,6 +162,9 @@ class Collector:
         self._labels: weakref.WeakKeyDictionary[ProbeRecord, _ProbeLabels] = (
             weakref.WeakKeyDictionary()
         )
+        # Render each probe as its result arrives: the work is spread over
+        # the probes' intervals instead of landing on a scrape.
+        scheduler.on_result = self.render_probe
 
     # --- per probe ---------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -168,6 +168,18 @@ def _probe_label(index: int, raw: Any) -> str:
     return f"probes[{index}]"
 
 
+def _unknown_checks(probe: BaseProbeConfig) -> str:
+    """A sentence about overrides naming checks this probe never makes."""
+    planned = [spec.name for spec in PROBES[probe.kind].plan(probe)]
+    unknown = sorted(set(probe.checks) - set(planned))
+    if not unknown:
+        return ""
+    return (
+        f"{', '.join(unknown)} is not a check of this probe"
+        f" (its checks: {', '.join(planned)})"
+    )
+
+
 def _label_clash(probe: BaseProbeConfig) -> list[str]:
     """User labels that a kind-specific series already carries."""
     taken = {label for spec in PROBES[probe.kind].metrics for label in spec.labels}
@@ -213,6 +225,10 @@ def _validate_probes(
                     detail = {**detail, "loc": loc[1:]}
                 problems.append(f"{label}: {_describe(detail, model)}")
             continue
+        unknown = _unknown_checks(probe)
+        if unknown:
+            problems.append(f"{label}: field 'checks': {unknown}")
+            continue
         clash = _label_clash(probe)
         if clash:
             problems.append(
@@ -244,7 +260,7 @@ def parse_config(text: str, path: Path | str = "<config>") -> Config:
         model = _FileModel.model_validate({**top, "probes": []})
     except ValidationError as error:
         raise ConfigError(
-            path, [_describe(d, _FileModel) for d in error.errors()]
+            path, missing + [_describe(d, _FileModel) for d in error.errors()]
         ) from None
     raw_probes = data.get("probes") or []
     if not isinstance(raw_probes, list):
@@ -272,9 +288,3 @@ def load_config(path: Path) -> Config:
             path, [f"cannot read the file: {error.strerror or error}"]
         ) from None
     return parse_config(text, path)
-
-
-def iter_problems(error: ConfigError) -> Iterator[str]:
-    """The lines of *error*, each prefixed with its file."""
-    for problem in error.problems:
-        yield f"{error.path}: {problem}"

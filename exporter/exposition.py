@@ -34,7 +34,9 @@ class Family:
         if not openmetrics:
             kind = "gauge" if self.type == "info" else self.type
             return f"# HELP {self.name} {help_text}\n# TYPE {self.name} {kind}\n"
-        # OpenMetrics names the family without the sample suffix.
+        # OpenMetrics names the family without the sample suffix, and
+        # escapes double quotes in HELP as well.
+        help_text = help_text.replace('"', r"\"")
         base = self.name
         if self.type == "counter":
             base = base.removesuffix("_total")

@@ -89,7 +89,7 @@ def compile_path(text: str) -> JsonPath:
 
 
 def _contains(value: Any, options: Any) -> bool:
-    return isinstance(options, list) and value in options
+    return isinstance(options, list) and any(_same(value, o) for o in options)
 
 
 def _ordered(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
@@ -104,9 +104,16 @@ def _ordered(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
     return check
 
 
+def _same(value: Any, expected: Any) -> bool:
+    # JSON true is not 1, and 1 is 1.0: compare like with like.
+    if isinstance(value, bool) or isinstance(expected, bool):
+        return type(value) is type(expected) and value == expected
+    return bool(value == expected)
+
+
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
+    "==": _same,
+    "!=": lambda value, expected: not _same(value, expected),
     "<=": _ordered(operator.le),
     ">=": _ordered(operator.ge),
     "<": _ordered(operator.lt),
@@ -115,8 +122,9 @@ _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 _CONDITION = re.compile(
-    r"^\s*(?P<path>\S+)\s+(?:(?P<exists>exists)|(?P<op>==|!=|<=|>=|<|>|in)"
-    r"\s+(?P<value>.+?))\s*$"
+    # The path: anything but spaces, or a quoted key that may hold spaces.
+    r"^\s*(?P<path>(?:\[(?P<q>['\"]).*?(?P=q)\]|[^\s\[]|\[[^'\"\]]*\])+)"
+    r"\s+(?:(?P<exists>exists)|(?P<op>==|!=|<=|>=|<|>|in)\s+(?P<value>.+?))\s*$"
 )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from exporter.probes.base import Category, Check, Model, Severity
 
@@ -61,6 +61,22 @@ class ScoringConfig(Model):
     ready: float = Field(default=0.90, ge=0, le=1)
     minor: float = Field(default=0.80, ge=0, le=1)
     staging: float = Field(default=0.70, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sane(self) -> ScoringConfig:
+        negative = [
+            str(k)
+            for k, v in (*self.category_weights.items(), *self.severity_weights.items())
+            if v < 0
+        ]
+        if negative:
+            raise ValueError(f"weights must not be negative: {', '.join(negative)}")
+        if not self.ready >= self.minor >= self.staging:
+            raise ValueError(
+                "bands must be ordered: ready >= minor >= staging"
+                f" (got {self.ready}, {self.minor}, {self.staging})"
+            )
+        return self
 
     def category_weight(self, category: Category) -> float:
         """Weight of *category*, falling back to the default table."""

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from exporter.config import Config
@@ -100,6 +100,9 @@ class Scheduler:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._readiness: tuple[int, Readiness] | None = None
         self._started = False
+        # Called with each record after a new result (the collector renders
+        # its lines then, so a scrape only concatenates).
+        self.on_result: Callable[[ProbeRecord], object] | None = None
         for probe in config.probes:
             self._add(probe)
 
@@ -130,6 +133,10 @@ class Scheduler:
         for name, probe in wanted.items():
             if name not in self.records:
                 self._add(probe)
+        # Gateways and sessions no remaining probe uses are closed now, not
+        # at shutdown, so reloads do not pile up connections.
+        in_use = set().union(*(r.ctx.shared_keys for r in self.records.values()))
+        await self.shared.prune(in_use)
         self.generation += 1
 
     def _add(self, probe: BaseProbeConfig) -> None:
@@ -163,7 +170,10 @@ class Scheduler:
         planned = time.monotonic() + random.uniform(0, jitter * probe.interval)
         while True:
             await asyncio.sleep(max(0.0, planned - time.monotonic()))
-            await self.run(record, planned)
+            try:
+                await self.run(record, planned)
+            except Exception:  # the runner catches probes; this is our bug
+                logger.exception("scheduling probe %s failed", probe.name)
             planned += probe.interval
             now = time.monotonic()
             if planned < now:
@@ -185,6 +195,8 @@ class Scheduler:
         if self.records.get(record.config.name) is record:
             record.record(result)
             self.generation += 1
+            if self.on_result is not None:
+                self.on_result(record)
 
     async def run_all_once(self) -> None:
         """Run every probe once, concurrently (the `check` command)."""

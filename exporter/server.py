@@ -47,7 +47,8 @@ class Daemon:
 
     async def stop(self) -> None:
         """Stop probing and close every connection."""
-        await self.scheduler.stop()
+        async with self._reload_lock:
+            await self.scheduler.stop()
 
     async def reload(self) -> ConfigError | None:
         """Re-read the config file; on error keep the running config."""
@@ -169,5 +170,9 @@ async def serve(daemon: Daemon, host: str, port: int) -> None:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        # A reload still under way must not add probes after the stop.
+        for task in list(reloads):
+            task.cancel()
+        await asyncio.gather(*reloads, return_exceptions=True)
         await runner.cleanup()
         await daemon.stop()

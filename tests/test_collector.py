@@ -106,6 +106,20 @@ async def test_score_and_verdict(scheduler: Scheduler) -> None:
     assert value(text, "readiness_verdict", verdict="ready") == 0
 
 
+async def test_probes_are_rendered_as_results_arrive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with scripted_kind(monkeypatch):
+        scheduler = Scheduler(config_from(CONFIG))
+        Collector(scheduler, DaemonStatus(started_at=1.0))
+        await scheduler.run_all_once()
+        # No scrape happened: the lines were built when the results came in.
+        rendered = [r.rendered for r in scheduler.records.values()]
+        await scheduler.stop()
+    assert len(rendered) == 2
+    assert all(r and "readiness_probe_success" in r for r in rendered)
+
+
 async def test_removed_probes_vanish_and_cache_is_reused(
     scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -126,7 +140,8 @@ async def test_removed_probes_vanish_and_cache_is_reused(
         assert 'probe="bad"' not in text
         assert 'probe="good"' in text
         await scheduler.run(good)
-    assert good.rendered is None  # a new result invalidates the cache
+    # A new result re-renders the probe at once.
+    assert good.rendered is not cached
     assert (
         value(
             collector.render(),

@@ -151,6 +151,37 @@ def test_user_labels_may_not_clash_with_kind_labels() -> None:
     ]
 
 
+def test_check_overrides_must_name_real_checks() -> None:
+    problems = problems_of(
+        "probes:\n"
+        "  - {kind: tcp, name: a, host: h, port: 1, checks: {port_opn: {enabled: false}}}\n"
+    )
+    assert problems == [
+        "probe 'a' (probes[0]): field 'checks': port_opn is not a check of this"
+        " probe (its checks: port_open)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("scoring", "message"),
+    [
+        ("{category_weights: {data: -1}}", "weights must not be negative: data"),
+        ("{ready: 0.7, minor: 0.9}", "bands must be ordered"),
+    ],
+)
+def test_scoring_mistakes(scoring: str, message: str) -> None:
+    (problem,) = problems_of(f"scoring: {scoring}\nprobes: []\n")
+    assert message in problem
+
+
+def test_top_level_env_and_model_problems_come_together() -> None:
+    problems = problems_of(
+        "scheduler: {max_concurrency: '${READINESS_TEST_UNSET}', jitter: 7}\n"
+    )
+    assert len(problems) == 3  # the unset variable, then both bad values
+    assert "READINESS_TEST_UNSET is not set" in problems[0]
+
+
 def test_duplicate_names_point_at_the_first() -> None:
     problems = problems_of(
         "probes:\n"

@@ -49,6 +49,11 @@ def test_paths_find_values(path: str, expected: list[Any]) -> None:
         ("$.status exists", True),
         ("$.nothing exists", False),
         ('$.nothing == "x"', False),
+        ("$['odd key'].x == 1", True),
+        ("$.count == 3.0", True),
+        ("$.workers.a.alive == true", True),
+        ("$.workers.a.alive == 1", False),
+        ("$.count in [true, 3]", True),
     ],
 )
 def test_conditions(condition: str, passed: bool) -> None:

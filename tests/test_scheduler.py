@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import pytest
 
@@ -45,33 +46,86 @@ def test_flap_damping_needs_consecutive_runs() -> None:
     assert (record.runs, record.failures) == (11, 6)
 
 
-async def test_probes_run_on_their_interval(monkeypatch: pytest.MonkeyPatch) -> None:
-    with scripted_kind(monkeypatch):
-        scheduler = Scheduler(
-            scripted("{kind: scripted, name: a, interval: 0.1, timeout: 0.05}")
-        )
-        await scheduler.start()
-        await asyncio.sleep(0.45)
-        await scheduler.stop()
-    # First run at start-up, then every 0.1 s: about five runs.
-    assert 3 <= Tracker.runs <= 6
-
-
-async def test_one_probe_never_runs_twice_at_once(
+async def test_probes_run_again_after_their_interval(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with scripted_kind(monkeypatch):
-        # Each run takes most of the interval; runs must not overlap.
+        scheduler = Scheduler(
+            scripted("{kind: scripted, name: a, interval: 0.05, timeout: 0.04}")
+        )
+        await scheduler.start()
+        record = scheduler.records["a"]
+        for _ in range(200):  # bounded wait for a third run
+            if record.runs >= 3:
+                break
+            await asyncio.sleep(0.02)
+        await scheduler.stop()
+    assert record.runs >= 3
+    assert scheduler.lag.count >= 3  # every scheduled run measured its lag
+
+
+async def test_reloading_an_unchanged_probe_never_runs_it_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with scripted_kind(monkeypatch):
+        config = scripted(
+            "{kind: scripted, name: a, interval: 0.1, timeout: 0.09, sleep: 0.08}"
+        )
+        scheduler = Scheduler(config)
+        await scheduler.start()
+        for _ in range(5):
+            await scheduler.apply(config)
+            await asyncio.sleep(0.03)
+        await scheduler.stop()
+    assert Tracker.most == 1
+
+
+async def test_a_probe_removed_mid_run_does_not_come_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with scripted_kind(monkeypatch):
         scheduler = Scheduler(
             scripted(
-                "{kind: scripted, name: a, interval: 0.1, timeout: 0.09, sleep: 0.08}"
+                "{kind: scripted, name: slow, interval: 10, timeout: 5, sleep: 0.3}"
             )
         )
         await scheduler.start()
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.05)
+        assert Tracker.in_flight == 1
+        await scheduler.apply(scripted())
+        await asyncio.sleep(0.4)
+        assert scheduler.records == {}
+        assert Tracker.in_flight == 0  # the run was cancelled, not finished
         await scheduler.stop()
-    assert Tracker.most == 1
-    assert Tracker.runs >= 3
+
+
+async def test_shared_objects_of_removed_probes_are_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    closed: list[str] = []
+
+    class Gateway:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def aclose(self) -> None:
+            closed.append(self.name)
+
+    with scripted_kind(monkeypatch):
+        scheduler = Scheduler(
+            scripted(
+                "{kind: scripted, name: a, interval: 10, timeout: 1}",
+                "{kind: scripted, name: b, interval: 10, timeout: 1}",
+            )
+        )
+        for name in ("a", "b"):
+            scheduler.records[name].ctx.shared(("gw", name), partial(Gateway, name))
+        await scheduler.apply(
+            scripted("{kind: scripted, name: a, interval: 10, timeout: 1}")
+        )
+        assert closed == ["b"]
+        await scheduler.stop()
+    assert closed == ["b", "a"]
 
 
 async def test_the_concurrency_bound_holds(monkeypatch: pytest.MonkeyPatch) -> None:

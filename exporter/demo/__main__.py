@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from exporter.config import DEFAULT_LISTEN_ADDRESS, ConfigError, Settings, load_config
+from exporter.config import DEFAULT_PORT, ConfigError, Settings, load_config
 from exporter.demo import (
     backups as demo_backups,
     modbus as demo_modbus,
@@ -48,8 +48,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m exporter.demo")
     parser.add_argument("--config", default="config/demo.yml")
     parser.add_argument("--workdir", default=".demo")
+    # The demo is for this machine only: loopback unless told otherwise.
     parser.add_argument(
-        "--web.listen-address", dest="listen", default=DEFAULT_LISTEN_ADDRESS
+        "--web.listen-address", dest="listen", default=f"127.0.0.1:{DEFAULT_PORT}"
     )
     args = parser.parse_args()
     setup_logging("info", "text")

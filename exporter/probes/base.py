@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from exporter.redact import redact
+
 # --- closed sets -----------------------------------------------------------
 
 
@@ -359,7 +361,7 @@ class Checks:
         """Record the verdict for *name*; return *passed* for chaining."""
         spec = self._plan[name]
         self._results[name] = Check(
-            name, bool(passed), spec.category, spec.severity, detail[:200]
+            name, bool(passed), spec.category, spec.severity, redact(detail)[:200]
         )
         return passed
 

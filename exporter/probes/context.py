@@ -49,6 +49,11 @@ class SharedResources:
             self._items[key] = factory()
         return cast(T, self._items[key])
 
+    async def prune(self, in_use: set[Hashable]) -> None:
+        """Close the objects whose keys are not in *in_use*."""
+        for key in [k for k in self._items if k not in in_use]:
+            await close_quietly(self._items.pop(key))
+
     async def aclose(self) -> None:
         """Close everything (at shutdown)."""
         items, self._items = list(self._items.values()), {}
@@ -63,6 +68,7 @@ class ProbeContext:
         self.probe_name = probe_name
         self._shared = shared
         self._states: dict[type[Any], object] = {}
+        self.shared_keys: set[Hashable] = set()
 
     def state(self, cls: type[T]) -> T:
         """This probe's instance of *cls*, made with `cls()` on first use."""
@@ -72,6 +78,7 @@ class ProbeContext:
 
     def shared(self, key: Hashable, factory: Callable[[], T]) -> T:
         """The app-wide object for *key*, made by *factory* on first use."""
+        self.shared_keys.add(key)
         return self._shared.get(key, factory)
 
     async def aclose(self) -> None:

@@ -1,0 +1,34 @@
+"""Secrets stay out of logs, labels, details and the status page."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.probes.base import Category, Checks, CheckSpec, Severity
+from exporter.redact import redact
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgresql://app:s3cr3t@db:5432/x", "postgresql://app:***@db:5432/x"),
+        ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
+        (
+            "mongodb://u:p@ss@h1,h2/?authSource=admin",
+            "mongodb://u:***@h1,h2/?authSource=admin",
+        ),
+        ("host=db password=abc user=u", "host=db password=*** user=u"),
+        ('{"password": "hunter2", "user": "u"}', '{"password": ***, "user": "u"}'),
+        ("token: abc123", "token: ***"),
+        ("https://example.com/health", "https://example.com/health"),
+    ],
+)
+def test_redact(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_check_details_are_redacted() -> None:
+    checks = Checks([CheckSpec("c", Category.DATA, Severity.INFO)])
+    checks.record("c", False, "cannot reach postgresql://app:s3cr3t@db/x")
+    (check,) = checks.finish()
+    assert "s3cr3t" not in check.detail
