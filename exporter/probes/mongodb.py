@@ -47,6 +47,7 @@ from exporter.probes.base import (
     first_line,
 )
 from exporter.probes.context import ProbeContext
+from exporter.probes.secrets import resolve_password
 from exporter.redact import redact
 
 Client = AsyncMongoClient[dict[str, Any]]
@@ -292,20 +293,6 @@ async def _close(clients: _Clients) -> None:
             await client.close()
 
 
-def _read_password(config: MongodbConfig) -> str | None:
-    if config.password is not None:
-        return config.password.get_secret_value() or None
-    if config.password_file is not None:
-        try:
-            return config.password_file.read_text().rstrip("\r\n")
-        except OSError as error:
-            raise TargetConfigError(
-                f"cannot read password_file {config.password_file}:"
-                f" {error.strerror or type(error).__name__}"
-            ) from None
-    return None
-
-
 def _client_options(config: MongodbConfig) -> dict[str, Any]:
     options: dict[str, Any] = {
         "appname": "readiness-exporter",
@@ -325,9 +312,8 @@ def _client_options(config: MongodbConfig) -> dict[str, Any]:
     return options
 
 
-def _open_clients(config: MongodbConfig) -> _Clients:
+def _open_clients(config: MongodbConfig, password: str | None) -> _Clients:
     options = _client_options(config)
-    password = _read_password(config)
     # The password goes to the client, never into a URI that could be logged.
     credentials: dict[str, Any] = {} if password is None else {"password": password}
     with _driver_errors(None):
@@ -428,7 +414,8 @@ async def _run(config: MongodbConfig, state: MongoState) -> ProbeResult:
     checks = Checks(plan(config))
     samples = []
     if state.clients is None:
-        state.clients = _open_clients(config)
+        password = await resolve_password(config.password, config.password_file)
+        state.clients = _open_clients(config, password)
         connect_seconds = await _timed_ping(state.clients.main)
         samples.append(Sample("mongodb_connect_seconds", connect_seconds))
     clients = state.clients

@@ -13,7 +13,6 @@ query (`FACTS_SQL`) whose answer feeds every check and metric:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
@@ -43,6 +42,7 @@ from exporter.probes.base import (
     first_line,
 )
 from exporter.probes.context import ProbeContext
+from exporter.probes.secrets import resolve_password
 from exporter.redact import redact
 
 APPLICATION_NAME = "readiness-exporter"
@@ -259,23 +259,8 @@ class _Deadline:
 
 
 async def _read_password(config: PostgresConfig) -> str | None:
-    if config.password is not None and config.password.get_secret_value():
-        return config.password.get_secret_value()
-    if config.password_file is None:
-        # From the DSN, PGPASSWORD or ~/.pgpass, as libpq does; an empty
-        # `password: ${VAR:-}` means the same.
-        return None
-    try:
-        text = await asyncio.to_thread(config.password_file.read_text, "utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8"
-        raise TargetConfigError(
-            f"password_file {config.password_file} cannot be read: {reason}"
-        ) from error
-    password = text.rstrip("\r\n")
-    if not password:
-        raise TargetConfigError(f"password_file {config.password_file} is empty")
-    return password
+    # None: from the DSN, PGPASSWORD or ~/.pgpass, as libpq does.
+    return await resolve_password(config.password, config.password_file)
 
 
 async def _connect(
