@@ -27,7 +27,9 @@ def _mongodump_archive(rng: random.Random, size: int) -> bytes:
     """Magic, then data shaped enough to compress like a real dump."""
     words = [b"_id", b"user", b"email", b"created", b"chat", b"pdf", b"page"]
     body = b"".join(rng.choice(words) + rng.randbytes(4) for _ in range(size // 7))
-    return gzip.compress(MONGODUMP_MAGIC + body, mtime=0)
+    # A real `mongodump --archive` ends with the 0xffffffff terminator; the
+    # integrity check reads to it.
+    return gzip.compress(MONGODUMP_MAGIC + body + b"\xff\xff\xff\xff", mtime=0)
 
 
 def _pg_dump(rng: random.Random, rows: int) -> bytes:

@@ -5,6 +5,7 @@ gaps, was old stuff cleaned up, is the newest not suspiciously small, and can
 it be read end to end. Series never vanish: with no backups they read 0.
 
 readiness_backup_newest_timestamp_seconds{probe="mongodb-backups"} 1.7040672e+09
+readiness_backup_max_age_seconds{probe="mongodb-backups"} 93600
 readiness_backup_files{probe="mongodb-backups"} 30
 readiness_backup_largest_gap_seconds{probe="mongodb-backups"} 86400
 readiness_backup_verify_success{probe="mongodb-backups"} 1
@@ -19,6 +20,7 @@ import math
 import os
 import stat
 import statistics
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ from exporter.probes.backup_integrity import (
 )
 from exporter.probes.base import (
     BaseProbeConfig,
+    ByteSize,
     Category,
     Checks,
     CheckSpec,
@@ -58,6 +61,10 @@ METRICS = (
     MetricSpec(
         "backup_newest_timestamp_seconds",
         "Modification time of the newest finished backup; 0 when there is none.",
+    ),
+    MetricSpec(
+        "backup_max_age_seconds",
+        "The configured max_age: the newest backup may be at most this old.",
     ),
     MetricSpec(
         "backup_newest_size_bytes",
@@ -100,7 +107,7 @@ class BackupConfig(BaseProbeConfig):
     retention_count: int | None = Field(default=None, ge=1)
     size_drop_ratio: float = Field(default=0.5, ge=0, le=1)
     verify: bool | None = None
-    verify_max_bytes: int = Field(default=4 << 30, ge=1)
+    verify_max_bytes: ByteSize = Field(default=4 << 30, ge=1)
     verify_timeout: Duration | None = None
     expect_encrypted: bool = False
     settle_time: Duration = 60.0
@@ -422,7 +429,8 @@ def judge_size(config: BackupConfig, listing: Listing) -> tuple[bool, str]:
 
 
 class VerifyMemory:
-    """The last verdict, so each archive is read once, not on every run."""
+    """The last conclusive verdict, so each archive is read once, not on
+    every run; one cut short by a budget is tried again next run."""
 
     def __init__(self) -> None:
         self.identity: tuple[int, int, int, int] | None = None
@@ -435,18 +443,34 @@ async def verify_newest(
     """The verdict on *newest*, from memory if that exact file was read."""
     if memory.identity == newest.identity and memory.verdict is not None:
         return memory.verdict
-    verdict = await asyncio.to_thread(
-        verify_archive,
-        newest.path,
-        max_bytes=config.verify_max_bytes,
-        seconds=config.verify_seconds,
-    )
+    verdict = await _verify_in_thread(config, newest)
     if await asyncio.to_thread(_changed, newest):
         return Verdict(
             False, verdict.format, "changed while being read; retried next run"
         )
-    memory.identity, memory.verdict = newest.identity, verdict
+    if verdict.conclusive:
+        memory.identity, memory.verdict = newest.identity, verdict
     return verdict
+
+
+async def _verify_in_thread(config: BackupConfig, newest: BackupFile) -> Verdict:
+    """Run the verifier in a worker thread that stops when this run does.
+
+    Cancelling the await does not stop the thread, and shutdown waits for
+    it; the event makes it give up at its next chunk instead.
+    """
+    stop = threading.Event()
+    try:
+        return await asyncio.to_thread(
+            verify_archive,
+            newest.path,
+            max_bytes=config.verify_max_bytes,
+            seconds=config.verify_seconds,
+            stop=stop,
+        )
+    except asyncio.CancelledError:
+        stop.set()
+        raise
 
 
 async def judge_encrypted(newest: BackupFile) -> tuple[bool, str]:
@@ -474,6 +498,7 @@ def _samples(
     gaps = gaps_in_window(listing.settled, config.retention_seconds, now)
     samples = [
         Sample("backup_newest_timestamp_seconds", newest.mtime if newest else 0.0),
+        Sample("backup_max_age_seconds", config.max_age),
         Sample("backup_newest_size_bytes", newest.size if newest else 0.0),
         Sample("backup_oldest_timestamp_seconds", oldest.mtime if oldest else 0.0),
         Sample("backup_files", len(everything)),

@@ -2,8 +2,9 @@
 
 The format comes from the magic bytes, never from the file name: a mongodump
 `--archive --gzip` file is often called `backup_X.archive`. Blocking code, meant
-to run in a worker thread (`asyncio.to_thread`); it stops on its own when the
-byte or time budget runs out, because a thread cannot be cancelled.
+to run in a worker thread (`asyncio.to_thread`); a thread cannot be
+cancelled, so it stops on its own at the next chunk when the byte or time
+budget runs out or when the caller sets the *stop* event.
 
     >>> verify_archive(Path("backup_20240101.archive"), max_bytes=2**32, seconds=50)
     Verdict(ok=True, format='mongodump.gz', detail='mongodump.gz read to the end, ...')
@@ -19,6 +20,7 @@ import lzma
 import math
 import os
 import tarfile
+import threading
 import time
 import zipfile
 import zlib
@@ -36,6 +38,10 @@ HEAD = 4096
 MONGODUMP_MAGIC = (0x8199E26D).to_bytes(4, "little")
 PG_DUMP_TEXT = b"-- PostgreSQL database dump"
 PG_DUMP_COMPLETE = b"-- PostgreSQL database dump complete"
+# mongodump --archive ends every namespace block, and so the archive, with
+# this; a file cut anywhere else does not end with it.
+MONGODUMP_TERMINATOR = b"\xff\xff\xff\xff"
+TAIL = len(PG_DUMP_COMPLETE) + 64
 TAR_MAGIC_OFFSET = 257
 
 # Compressed streams Python reads without extra packages: magic -> opener.
@@ -78,12 +84,18 @@ _ENCRYPTED_MAGICS = (
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """Outcome of one verification; *format* is one of `FORMATS`."""
+    """Outcome of one verification; *format* is one of `FORMATS`.
+
+    *conclusive* is False when reading stopped early (a budget ran out, or
+    the caller stopped it): the file itself may be fine, so such a verdict
+    must not be remembered for it.
+    """
 
     ok: bool
     format: str
     detail: str
     bytes_read: int = 0
+    conclusive: bool = True
 
 
 FORMATS = (
@@ -108,7 +120,22 @@ FORMATS = (
 
 
 class BudgetExceeded(Exception):
-    """The byte or time budget ran out before the end of the archive."""
+    """The byte or time budget ran out, or the caller said stop, before the
+    end of the archive; the message is "bytes", "time" or "stopped"."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    """When to give up: a monotonic deadline and the caller's stop event."""
+
+    deadline: float
+    stop: threading.Event | None = None
+
+    def check(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise BudgetExceeded("stopped")
+        if time.monotonic() > self.deadline:
+            raise BudgetExceeded("time")
 
 
 class _Readable(Protocol):
@@ -116,19 +143,19 @@ class _Readable(Protocol):
 
 
 class _Meter(io.RawIOBase):
-    """A raw stream over *source* that enforces a deadline and a byte budget,
+    """A raw stream over *source* that enforces the limits and a byte budget,
     counts what passes, and remembers the last *keep_tail* bytes."""
 
     def __init__(
         self,
         source: _Readable,
-        deadline: float,
+        limits: _Limits,
         max_bytes: int | None = None,
         keep_tail: int = 0,
     ) -> None:
         super().__init__()
         self._source = source
-        self._deadline = deadline
+        self._limits = limits
         self._max_bytes = max_bytes
         self._tail: collections.deque[bytes] = collections.deque()
         self._tail_size = 0
@@ -152,8 +179,7 @@ class _Meter(io.RawIOBase):
         return self._source.tell()
 
     def readinto(self, buffer: WriteableBuffer) -> int:
-        if time.monotonic() > self._deadline:
-            raise BudgetExceeded("time")
+        self._limits.check()
         view = memoryview(buffer).cast("B")
         data = self._source.read(len(view))
         if self._max_bytes is not None and self.consumed + len(data) > self._max_bytes:
@@ -257,13 +283,20 @@ def _entropy(data: bytes) -> float:
 # --- verification --------------------------------------------------------------
 
 
-def verify_archive(path: Path, *, max_bytes: int, seconds: float) -> Verdict:
+def verify_archive(
+    path: Path,
+    *,
+    max_bytes: int,
+    seconds: float,
+    stop: threading.Event | None = None,
+) -> Verdict:
     """Read *path* end to end as whatever its magic bytes say it is.
 
     Never raises for a bad archive: corrupt, truncated, unknown and
     over-budget files all come back as `ok=False` with a short detail.
+    Setting *stop* from another thread ends the read at the next chunk.
     """
-    deadline = time.monotonic() + seconds
+    limits = _Limits(time.monotonic() + seconds, stop)
     outer = "unknown"
     try:
         size = path.stat().st_size
@@ -276,16 +309,15 @@ def verify_archive(path: Path, *, max_bytes: int, seconds: float) -> Verdict:
             )
         outer = sniff(read_head(path))
         with path.open("rb", buffering=0) as file:
-            meter = _Meter(file, deadline, max_bytes=max_bytes)
-            verdict = _verify(outer, path, meter, deadline, max_bytes)
+            meter = _Meter(file, limits, max_bytes=max_bytes)
+            verdict = _verify(outer, path, meter, limits, max_bytes)
         return Verdict(verdict.ok, verdict.format, verdict.detail, meter.consumed)
     except BudgetExceeded as budget:
-        what = (
-            f"verify_timeout ({seconds:g}s)"
-            if str(budget) == "time"
-            else f"verify_max_bytes ({max_bytes})"
-        )
-        return Verdict(False, outer, f"not verified: {what} ran out")
+        what = {
+            "time": f"verify_timeout ({seconds:g}s) ran out",
+            "bytes": f"verify_max_bytes ({max_bytes}) ran out",
+        }.get(str(budget), "stopped (the run was cancelled)")
+        return Verdict(False, outer, f"not verified: {what}", conclusive=False)
     except _CORRUPT as error:
         return Verdict(False, outer, f"{outer}: {_describe(error)}")
 
@@ -298,17 +330,17 @@ def _describe(error: BaseException) -> str:
 
 
 def _verify(
-    outer: str, path: Path, meter: _Meter, deadline: float, max_bytes: int
+    outer: str, path: Path, meter: _Meter, limits: _Limits, max_bytes: int
 ) -> Verdict:
     if outer in _COMPRESSORS:
-        inner = _inner_format(path, outer, deadline, max_bytes)
-        return _verify_compressed(outer, inner, meter, deadline)
+        inner = _inner_format(path, outer, limits, max_bytes)
+        return _verify_compressed(outer, inner, meter, limits)
     if outer == "zip":
         return _verify_zip(meter)
     if outer == "tar":
-        return _verify_tar(_buffered(meter), deadline, "tar")
+        return _verify_tar(_buffered(meter), limits, "tar")
     if outer in ("mongodump", "pg_dump.sql", "redis.rdb"):
-        return _verify_plain(outer, meter, deadline)
+        return _verify_plain(outer, meter, limits)
     if outer == "empty":
         return Verdict(False, outer, "empty file")
     if outer == "pg_dump.custom":
@@ -333,11 +365,11 @@ def _open_compressed(outer: str, meter: _Meter) -> io.BufferedIOBase:
     return opener(_buffered(meter))
 
 
-def _inner_format(path: Path, outer: str, deadline: float, max_bytes: int) -> str:
+def _inner_format(path: Path, outer: str, limits: _Limits, max_bytes: int) -> str:
     """What the decompressed stream starts with, from a separate short read."""
     with (
         path.open("rb", buffering=0) as file,
-        _open_compressed(outer, _Meter(file, deadline, max_bytes)) as stream,
+        _open_compressed(outer, _Meter(file, limits, max_bytes)) as stream,
     ):
         head = stream.read(HEAD)
     inner = sniff(head)
@@ -345,22 +377,38 @@ def _inner_format(path: Path, outer: str, deadline: float, max_bytes: int) -> st
 
 
 def _verify_compressed(
-    outer: str, inner: str, meter: _Meter, deadline: float
+    outer: str, inner: str, meter: _Meter, limits: _Limits
 ) -> Verdict:
     with _open_compressed(outer, meter) as stream:
         if inner == "tar":
-            return _verify_tar(stream, deadline, f"tar.{outer}")
-        content = _Meter(stream, deadline, keep_tail=len(PG_DUMP_COMPLETE) + 64)
+            return _verify_tar(stream, limits, f"tar.{outer}")
+        content = _Meter(stream, limits, keep_tail=TAIL)
         _drain(content)
     name = f"{inner}.{outer}" if inner else outer
-    if inner == "pg_dump.sql" and PG_DUMP_COMPLETE not in content.tail():
-        return Verdict(False, name, "pg_dump text ends without 'dump complete'")
+    problem = _ending_problem(inner, content.tail())
+    if problem:
+        return Verdict(False, name, problem)
     return Verdict(True, name, f"{name} read to the end, {content.consumed} bytes out")
 
 
-def _verify_tar(stream: _Readable, deadline: float, name: str) -> Verdict:
+def _ending_problem(inner: str, tail: bytes) -> str:
+    """Why a dump whose last bytes are *tail* was cut short; "" if it was not.
+
+    A gzip stream can be whole while the dump inside it is not (the job was
+    killed and the compressor flushed), so the dump's own end marker decides.
+    """
+    if inner == "pg_dump.sql" and PG_DUMP_COMPLETE not in tail:
+        return "pg_dump text ends without 'dump complete'"
+    if inner == "mongodump" and not tail.endswith(MONGODUMP_TERMINATOR):
+        return "truncated: mongodump archive does not end with its terminator"
+    if inner == "redis.rdb" and (len(tail) < 9 or tail[-9] != 0xFF):
+        return "truncated: redis rdb has no end-of-file opcode"
+    return ""
+
+
+def _verify_tar(stream: _Readable, limits: _Limits, name: str) -> Verdict:
     """Walk every member; the archive must end with its zero blocks."""
-    content = _Meter(stream, deadline, keep_tail=2 * tarfile.BLOCKSIZE)
+    content = _Meter(stream, limits, keep_tail=2 * tarfile.BLOCKSIZE)
     members = 0
     with tarfile.open(fileobj=_buffered(content), mode="r|") as tar:
         for _member in tar:
@@ -388,12 +436,10 @@ def _verify_zip(meter: _Meter) -> Verdict:
     return Verdict(True, "zip", f"zip with {len(members)} member(s), every CRC matches")
 
 
-def _verify_plain(outer: str, meter: _Meter, deadline: float) -> Verdict:
-    content = _Meter(_buffered(meter), deadline, keep_tail=len(PG_DUMP_COMPLETE) + 64)
+def _verify_plain(outer: str, meter: _Meter, limits: _Limits) -> Verdict:
+    content = _Meter(_buffered(meter), limits, keep_tail=TAIL)
     _drain(content)
-    tail = content.tail()
-    if outer == "pg_dump.sql" and PG_DUMP_COMPLETE not in tail:
-        return Verdict(False, outer, "pg_dump text ends without 'dump complete'")
-    if outer == "redis.rdb" and (len(tail) < 9 or tail[-9] != 0xFF):
-        return Verdict(False, outer, "truncated: redis rdb has no end-of-file opcode")
+    problem = _ending_problem(outer, content.tail())
+    if problem:
+        return Verdict(False, outer, problem)
     return Verdict(True, outer, f"{outer} read to the end")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
 import os
@@ -9,9 +10,11 @@ import tarfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import bson
 import pytest
 
 from exporter.config import ConfigError, parse_config
@@ -23,11 +26,36 @@ from exporter.runner import run_probe
 
 DAY = 86400.0
 MONGODUMP_MAGIC = (0x8199E26D).to_bytes(4, "little")
+TERMINATOR = b"\xff\xff\xff\xff"
+
+
+def mongodump(size: int = 2000) -> bytes:
+    """What `mongodump --archive` writes, in shape (mongo-tools' archive spec):
+    magic, header, collection metadata, terminator, then one namespace block
+    of documents and its EOF block, each closed by the terminator."""
+    namespace = {"db": "app", "collection": "users"}
+    documents = b"".join(
+        bson.encode({"_id": index, "blob": os.urandom(1000)})
+        for index in range(max(1, size // 1000))
+    )
+    return b"".join(
+        [
+            MONGODUMP_MAGIC,
+            bson.encode({"concurrent_collections": 4, "version": "0.1"}),
+            bson.encode({**namespace, "metadata": "{}", "size": len(documents)}),
+            TERMINATOR,
+            bson.encode({**namespace, "EOF": False, "CRC": bson.Int64(0)}),
+            documents,
+            TERMINATOR,
+            bson.encode({**namespace, "EOF": True, "CRC": bson.Int64(12345)}),
+            TERMINATOR,
+        ]
+    )
 
 
 def mongodump_gz(size: int = 2000) -> bytes:
-    """What `mongodump --archive --gzip` writes, in shape: magic, then data."""
-    return gzip.compress(MONGODUMP_MAGIC + os.urandom(size))
+    """What `mongodump --archive --gzip` writes."""
+    return gzip.compress(mongodump(size))
 
 
 def tar_gz() -> bytes:
@@ -127,6 +155,7 @@ async def test_fresh_daily_set_passes_every_check(tmp_path: Path) -> None:
     figures = values(result)
     assert figures["backup_files"] == 7
     assert figures["backup_verify_success"] == 1
+    assert figures["backup_max_age_seconds"] == 26 * 3600
     assert figures["backup_newest_timestamp_seconds"] == pytest.approx(
         paths[0].stat().st_mtime
     )
@@ -234,6 +263,7 @@ async def test_size_drop_below_half_of_median_fails(tmp_path: Path) -> None:
         (tar_gz, "tar.gz"),
         (zip_bytes, "zip"),
         (mongodump_gz, "mongodump.gz"),
+        (mongodump, "mongodump"),
         (lambda: gzip.compress(b"plain text\n" * 1000), "gz"),
     ],
 )
@@ -256,6 +286,32 @@ async def test_truncated_gzip_fails_integrity(tmp_path: Path) -> None:
     assert verdicts(result)["backup_integrity"] is False
     assert "gz: truncated" in detail(result, "backup_integrity")
     assert values(result)["backup_verify_success"] == 0
+
+
+@pytest.mark.parametrize(
+    "compress", [lambda data: data, gzip.compress], ids=["plain", "gzip"]
+)
+@pytest.mark.parametrize(
+    "content",
+    [
+        MONGODUMP_MAGIC + bytes(5000),
+        # Cut just before the last terminator: every block so far is whole.
+        mongodump(20_000)[:-4],
+        # Cut inside the documents, right after a terminator-like run.
+        mongodump(20_000)[:9000] + TERMINATOR[:3],
+    ],
+    ids=["magic-and-zeros", "no-final-terminator", "cut-in-documents"],
+)
+async def test_truncated_mongodump_fails_integrity(
+    tmp_path: Path, content: bytes, compress: Callable[[bytes], bytes]
+) -> None:
+    # A gzip stream can be whole while the dump inside it was cut short.
+    write_backup(tmp_path / "backup_1.archive", compress(content), 3600)
+    result = await run(backup_config(tmp_path, retention="1d"))
+    assert verdicts(result)["backup_integrity"] is False
+    assert "mongodump archive does not end with its terminator" in detail(
+        result, "backup_integrity"
+    )
 
 
 async def test_corrupt_zip_fails_integrity(tmp_path: Path) -> None:
@@ -291,6 +347,52 @@ async def test_verification_budgets_fail_with_the_reason(tmp_path: Path) -> None
     too_short = backup_config(tmp_path, retention="1d", verify_timeout=1e-6)
     result = await run(too_short)
     assert "verify_timeout (1e-06s) ran out" in detail(result, "backup_integrity")
+
+
+async def test_verdict_that_ran_out_of_budget_is_not_kept(tmp_path: Path) -> None:
+    write_backup(tmp_path / "backup_1.archive", mongodump_gz(), 3600)
+    ctx = ProbeContext("backups", SharedResources())
+    hurried = backup_config(tmp_path, retention="1d", verify_timeout=1e-6)
+    result = await run(hurried, ctx)
+    assert "ran out" in detail(result, "backup_integrity")
+    # Same file, same probe memory: a run with time to spare reads it again.
+    result = await run(backup_config(tmp_path, retention="1d"), ctx)
+    assert verdicts(result)["backup_integrity"] is True, result.checks
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs /proc")
+async def test_cancelled_run_stops_the_verification_thread(tmp_path: Path) -> None:
+    # A sparse 64 GiB "mongodump": reading it takes far longer than the test.
+    with (tmp_path / "backup_1.archive").open("wb") as file:
+        file.write(MONGODUMP_MAGIC)
+        file.truncate(64 << 30)
+    stamp = time.time() - 3600
+    os.utime(tmp_path / "backup_1.archive", (stamp, stamp))
+    config = backup_config(
+        tmp_path, retention="1d", timeout="60s", verify_max_bytes="1TiB"
+    )
+    # One worker: the probe's to_thread calls queue behind each other, so a
+    # later call runs only once the verification thread has given up.
+    loop = asyncio.get_running_loop()
+    workers = ThreadPoolExecutor(max_workers=1)
+    loop.set_default_executor(workers)
+    start = bytes_read_by_this_process()
+    task = asyncio.create_task(run(config))
+    while bytes_read_by_this_process() - start < 64 << 20:
+        assert not task.done(), task.result()
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # Generous: the thread checks the stop event at every 1 MiB chunk.
+    await asyncio.wait_for(loop.run_in_executor(None, lambda: None), timeout=20)
+
+
+def bytes_read_by_this_process() -> int:
+    fields = dict(
+        line.split(": ") for line in Path("/proc/self/io").read_text().splitlines()
+    )
+    return int(fields["rchar"])
 
 
 async def test_verdict_is_kept_until_the_file_changes(tmp_path: Path) -> None:
