@@ -175,6 +175,11 @@ class Gateway:
                 connected = await client.connect()
         except TimeoutError:
             connected = False
+        except BaseException:
+            # The run was cancelled (its deadline, a reload, shutdown) while
+            # connecting: this client is nobody's yet, so close it here.
+            client.close()
+            raise
         if not connected:
             client.close()
             raise GatewayDown(f"cannot connect to gateway {self.endpoint}")
