@@ -22,7 +22,8 @@ from exporter.config import ConfigError, parse_config
 from exporter.probes import config_adapter
 from exporter.probes.base import ProbeResult, Reason
 from exporter.probes.context import ProbeContext, SharedResources
-from exporter.probes.redis import CLIENT_NAME, RedisConfig, parse_size
+from exporter.probes.redis import RedisConfig
+from exporter.probes.redis_conn import CLIENT_NAME
 from exporter.runner import run_probe
 from tests.conftest import StartServer, free_port
 from tests.servers.redis import BinaryMissing, RedisServer
@@ -671,11 +672,22 @@ async def test_tls(server: RedisServer, contexts: Contexts) -> None:
 # --- config --------------------------------------------------------------------------
 
 
-def test_sizes_follow_redis_units() -> None:
-    assert parse_size("2GB") == parse_size("2gb") == 2 * 1024**3
-    assert parse_size("512mb") == 512 * MiB
-    assert parse_size("1g") == 10**9
-    assert parse_size(4096) == 4096
+@pytest.mark.parametrize(
+    ("written", "size"),
+    [
+        ("2GB", 2 * 1024**3),
+        ("2gb", 2 * 1024**3),
+        ("512mb", 512 * MiB),
+        # The exporter's one size type: k/m/g are powers of 1024 too, unlike
+        # redis.conf, where `1g` means 10^9 bytes.
+        ("1g", 1024**3),
+        ("1.5GiB", 3 * 512 * MiB),
+        (4096, 4096),
+    ],
+)
+def test_maxmemory_max_sizes_are_powers_of_1024(written: object, size: int) -> None:
+    config = redis_config("redis://h:6379", maxmemory_max=written)
+    assert config.maxmemory_max == size
 
 
 @pytest.mark.parametrize(

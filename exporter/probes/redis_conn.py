@@ -1,0 +1,417 @@
+"""The Redis probe's connection: URL, connect, RESP3 with RESP2 fallback, reuse.
+
+One bare redis-py `Connection` per probe, kept between runs and remade when
+the server dropped it; a server that rejects HELLO (Redis < 6) is spoken to
+in RESP2 from then on. Driver errors become the runner's failure reasons.
+Nothing here is exported as a metric; its figures reach `redis.py` as:
+
+    Exchange(replies=['PONG', '# Server\\r\\n...', ...], protocol=3,
+             connect_seconds=0.0021)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import ssl
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, cast
+from urllib.parse import unquote, urlsplit
+
+from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    BusyLoadingError,
+    ConnectionError as RedisConnectionError,
+    NoPermissionError,
+    RedisError,
+    ResponseError,
+    TimeoutError as RedisTimeoutError,
+)
+
+from exporter.probes.base import (
+    AuthError,
+    ProbeError,
+    ProtocolError,
+    Reason,
+    TargetConfigError,
+    first_line,
+)
+from exporter.redact import redact
+
+if TYPE_CHECKING:
+    from exporter.probes.redis import RedisConfig
+
+CLIENT_NAME = "readiness-exporter"
+
+
+# --- the url -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The parts of a redis:// or rediss:// URL the probe uses."""
+
+    host: str
+    port: int
+    db: int
+    tls: bool
+    username: str | None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def address(self) -> str:
+        """host:port, safe to show (no credentials)."""
+        return f"{self.host}:{self.port}"
+
+
+def parse_url(url: str) -> Target:
+    """Split *url*; errors never repeat the URL, which may hold a password."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError("url must start with redis:// or rediss:// (TLS)")
+    if not parts.hostname:
+        raise ValueError("url has no host; write redis://host:6379/0")
+    if parts.query or parts.fragment:
+        raise ValueError(
+            "url query options are not supported; use the probe's fields"
+            " (timeout, username, password, ca_file, ...)"
+        )
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        raise ValueError("url has an invalid port") from None
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        raise ValueError("the url path must be a database number, as in /0")
+    return Target(
+        host=parts.hostname,
+        port=port,
+        db=int(database or 0),
+        tls=parts.scheme == "rediss",
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+# --- talking to the server ---------------------------------------------------
+
+
+class _Link(Protocol):
+    """The part of redis.asyncio.Connection this probe uses.
+
+    A bare Connection, not a Redis client: a client's pipelines borrow a
+    second connection from its pool, and its pool reconnects behind our back,
+    so neither "one connection" nor "connect time" would hold.
+    """
+
+    protocol: int
+    socket_timeout: float | None
+
+    @property
+    def is_connected(self) -> bool: ...
+    async def connect(self) -> None: ...
+    async def disconnect(self, nowait: bool = False) -> None: ...
+    async def send_command(self, *args: Any, **kwargs: Any) -> None: ...
+    async def send_packed_command(
+        self, command: list[bytes], check_health: bool = True
+    ) -> None: ...
+    def pack_commands(self, commands: Iterable[Sequence[str]]) -> list[bytes]: ...
+    async def read_response(
+        self,
+        disable_decoding: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109 (redis-py's own signature)
+    ) -> Any: ...
+
+
+class Deadline:
+    """Inner driver deadline, a little before the runner's hard one."""
+
+    def __init__(self, timeout: float) -> None:
+        self._end = time.monotonic() + timeout * 0.9
+
+    def remaining(self) -> float:
+        return max(0.01, self._end - time.monotonic())
+
+
+def _new_link(
+    config: RedisConfig,
+    target: Target,
+    deadline: Deadline,
+    *,
+    protocol: int,
+    username: str | None,
+    password: str | None,
+    anonymous: bool = False,
+) -> _Link:
+    options: dict[str, Any] = {
+        "host": target.host,
+        "port": target.port,
+        "db": 0 if anonymous else target.db,
+        "username": username,
+        "password": password,
+        "protocol": protocol,
+        "socket_timeout": deadline.remaining(),
+        "socket_connect_timeout": deadline.remaining(),
+        "retry": Retry(NoBackoff(), 0),  # redis-py's default retries 10 times
+        "decode_responses": True,
+        "encoding_errors": "replace",
+    }
+    if anonymous:
+        # Nothing before our PING: no name, no CLIENT SETINFO, no HELLO.
+        options["driver_info"] = None
+    else:
+        options["client_name"] = CLIENT_NAME
+    if not target.tls:
+        return cast(_Link, Connection(**options))
+    return cast(
+        _Link,
+        SSLConnection(
+            ssl_ca_certs=str(config.ca_file) if config.ca_file else None,
+            ssl_cert_reqs="none" if config.insecure_skip_verify else "required",
+            ssl_check_hostname=not config.insecure_skip_verify,
+            **options,
+        ),
+    )
+
+
+async def _read_password(config: RedisConfig, target: Target) -> str | None:
+    if config.password is not None:
+        return config.password.get_secret_value()
+    if config.password_file is None:
+        return target.password
+    try:
+        text = await asyncio.to_thread(config.password_file.read_text, "utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8"
+        raise TargetConfigError(
+            f"password_file {config.password_file} cannot be read: {reason}"
+        ) from error
+    password = text.rstrip("\r\n")
+    if not password:
+        raise TargetConfigError(f"password_file {config.password_file} is empty")
+    return password
+
+
+def _hello_rejected(error: ResponseError) -> bool:
+    """Redis < 6 answers HELLO with `unknown command 'HELLO'`."""
+    text = str(error).lower()
+    return "unknown command" in text and "hello" in text
+
+
+async def _roundtrip(
+    link: _Link, commands: Sequence[Sequence[str]], deadline: Deadline
+) -> list[object]:
+    """Send *commands* in one write; error replies come back in their place."""
+    link.socket_timeout = deadline.remaining()
+    await link.send_packed_command(link.pack_commands(commands))
+    replies: list[object] = []
+    for _ in commands:
+        try:
+            replies.append(await link.read_response(timeout=deadline.remaining()))
+        except ResponseError as error:  # the stream stays in step after these
+            replies.append(error)
+    return replies
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """The replies of one run's pipeline and how the connection was had."""
+
+    replies: list[object]
+    protocol: int
+    connect_seconds: float | None
+
+
+def _is_dropped(error: BaseException) -> bool:
+    """A kept connection the server closed (restart, CLIENT KILL, timeout)."""
+    if isinstance(error, AuthenticationError | BusyLoadingError):
+        return False
+    if isinstance(error, RedisConnectionError):
+        return "max number of clients" not in str(error)
+    return isinstance(error, OSError) and not isinstance(error, TimeoutError)
+
+
+class RedisSession:
+    """The probe's connection, kept between runs unless `fresh_connection`."""
+
+    def __init__(self) -> None:
+        self._link: _Link | None = None
+        self._resp2_only = False  # the server rejected HELLO once
+
+    async def exchange(
+        self,
+        config: RedisConfig,
+        target: Target,
+        commands: Sequence[Sequence[str]],
+        deadline: Deadline,
+    ) -> Exchange:
+        """Run *commands*, reusing or (re)making the connection."""
+        if config.fresh_connection:
+            link, connect_seconds = await self._open(config, target, deadline)
+            try:
+                replies = await _roundtrip(link, commands, deadline)
+            finally:
+                await link.disconnect(nowait=True)
+            return Exchange(replies, link.protocol, connect_seconds)
+        kept = self._link
+        if kept is not None and kept.is_connected:
+            try:
+                replies = await _roundtrip(kept, commands, deadline)
+                return Exchange(replies, kept.protocol, None)
+            except BaseException as error:
+                await self.discard()
+                if not _is_dropped(error):
+                    raise
+        await self.discard()
+        link, connect_seconds = await self._open(config, target, deadline)
+        self._link = link
+        try:
+            replies = await _roundtrip(link, commands, deadline)
+        except BaseException:
+            await self.discard()
+            raise
+        return Exchange(replies, link.protocol, connect_seconds)
+
+    async def _open(
+        self, config: RedisConfig, target: Target, deadline: Deadline
+    ) -> tuple[_Link, float]:
+        password = await _read_password(config, target)
+        username = config.username or target.username
+        protocol = 2 if self._resp2_only else config.protocol
+        started = time.perf_counter()
+        link = _new_link(
+            config,
+            target,
+            deadline,
+            protocol=protocol,
+            username=username,
+            password=password,
+        )
+        try:
+            await link.connect()
+        except ResponseError as error:
+            if protocol != 3 or not _hello_rejected(error):
+                raise
+            self._resp2_only = True
+            link = _new_link(
+                config,
+                target,
+                deadline,
+                protocol=2,
+                username=username,
+                password=password,
+            )
+            await link.connect()
+        return link, time.perf_counter() - started
+
+    async def discard(self) -> None:
+        """Drop the kept connection at once (after a failure or a timeout)."""
+        link, self._link = self._link, None
+        if link is not None:
+            await link.disconnect(nowait=True)
+
+    async def aclose(self) -> None:
+        """Close the kept connection (the probe was removed or reconfigured)."""
+        link, self._link = self._link, None
+        if link is not None:
+            await link.disconnect()
+
+
+async def unauthenticated_ping(
+    config: RedisConfig, target: Target, deadline: Deadline
+) -> tuple[bool, str]:
+    """PING on a separate connection without credentials; refused is good."""
+    link = _new_link(
+        config,
+        target,
+        deadline,
+        protocol=2,
+        username=None,
+        password=None,
+        anonymous=True,
+    )
+    try:
+        await link.connect()
+        await link.send_command("PING")
+        reply = await link.read_response(timeout=deadline.remaining())
+    except AuthenticationError:
+        return True, "unauthenticated PING refused (NOAUTH)"
+    except ResponseError as error:
+        return False, (
+            f"unauthenticated connection accepted; PING answered"
+            f" {error_code(error) or 'an error'}"
+        )
+    finally:
+        await link.disconnect(nowait=True)
+    return False, f"unauthenticated PING answered {str(reply)[:20]!r}"
+
+
+# --- driver errors -> reasons -----------------------------------------------
+
+
+def _os_error_in(error: BaseException) -> OSError | None:
+    """The socket or TLS error redis-py wrapped into its ConnectionError."""
+    seen: BaseException | None = error
+    for _ in range(5):
+        seen = seen.__cause__ or seen.__context__ if seen else None
+        if isinstance(seen, OSError):
+            return seen
+    return None
+
+
+def translate(error: RedisError, target: Target, has_password: bool) -> Exception:
+    """The runner's reason for a redis-py exception, as a new exception."""
+    text = redact(first_line(str(error)))
+    where = target.address
+    if isinstance(error, RedisTimeoutError):
+        return builtins.TimeoutError(f"{where}: {text}")
+    if isinstance(error, AuthenticationError):
+        if not has_password:
+            return AuthError(
+                f"{where} requires a password; set password or password_file"
+            )
+        return AuthError(f"{where} refused the credentials: {text}")
+    if isinstance(error, BusyLoadingError):
+        return ProtocolError(f"{where} is loading its dataset (LOADING)")
+    if isinstance(error, RedisConnectionError):
+        return _connection_failure(error, where, text)
+    if isinstance(error, NoPermissionError):
+        return TargetConfigError(
+            f"the probe's user may not run a command it needs: {text}"
+            " (grant +ping +info +config|get, and read access to the BullMQ keys)"
+        )
+    if isinstance(error, ResponseError) and error_code(error) == "MASTERDOWN":
+        return ProtocolError(f"{where}: replica lost its master (MASTERDOWN)")
+    return ProtocolError(f"{where}: {type(error).__name__}: {text}")
+
+
+def _connection_failure(
+    error: RedisConnectionError, where: str, text: str
+) -> Exception:
+    if "max number of clients" in text:
+        return ProtocolError(f"{where}: max number of clients reached")
+    cause = _os_error_in(error)
+    if isinstance(cause, ssl.SSLError | ssl.CertificateError):
+        reason = getattr(cause, "verify_message", None) or first_line(cause)
+        return ProbeError(f"TLS with {where} failed: {reason}", reason=Reason.TLS)
+    if cause is not None and cause.errno:
+        # OSError(errno, ...) picks the subclass: ConnectionRefusedError, ...
+        return OSError(cause.errno, f"{where}: {os.strerror(cause.errno)}")
+    return builtins.ConnectionError(f"{where}: {text}")  # an OSError: connect
+
+
+def error_code(error: ResponseError) -> str:
+    """`WRONGTYPE`, `MASTERDOWN`, ...: redis-py keeps the codes it knows apart."""
+    return error.status_code or (str(error).split(" ", 1)[0] if str(error) else "")
+
+
+def raise_if_error(reply: object) -> object:
+    if isinstance(reply, RedisError):
+        raise reply
+    return reply
