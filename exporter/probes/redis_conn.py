@@ -11,7 +11,6 @@ Nothing here is exported as a metric; its figures reach `redis.py` as:
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import os
 import ssl
@@ -42,6 +41,7 @@ from exporter.probes.base import (
     TargetConfigError,
     first_line,
 )
+from exporter.probes.secrets import resolve_password
 from exporter.redact import redact
 
 if TYPE_CHECKING:
@@ -181,21 +181,8 @@ def _new_link(
 
 
 async def _read_password(config: RedisConfig, target: Target) -> str | None:
-    if config.password is not None:
-        return config.password.get_secret_value()
-    if config.password_file is None:
-        return target.password
-    try:
-        text = await asyncio.to_thread(config.password_file.read_text, "utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8"
-        raise TargetConfigError(
-            f"password_file {config.password_file} cannot be read: {reason}"
-        ) from error
-    password = text.rstrip("\r\n")
-    if not password:
-        raise TargetConfigError(f"password_file {config.password_file} is empty")
-    return password
+    password = await resolve_password(config.password, config.password_file)
+    return target.password if password is None else password
 
 
 def _hello_rejected(error: ResponseError) -> bool:
