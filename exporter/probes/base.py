@@ -381,6 +381,7 @@ class Checks:
 def first_line(error: BaseException | str, limit: int = 200) -> str:
     """Short, single-line text of an error for logs and the status page."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    if isinstance(error, BaseException):
+    # Our own errors are worded for people; a driver's type name helps.
+    if isinstance(error, BaseException) and not isinstance(error, ProbeError):
         text = f"{type(error).__name__}: {text}" if text else type(error).__name__
     return text[:limit]
