@@ -60,6 +60,7 @@ from exporter.probes.tls_certs import (
     presented_chain,
     validity_problem,
 )
+from exporter.probes.tlsclient import cached_context
 
 METRICS = (
     MetricSpec(
@@ -303,7 +304,15 @@ def _hostname_verdict(leaf: CertInfo, server_name: str) -> tuple[bool, str]:
 def _liberal_context(
     *, verify: bool = False, legacy_only: bool = False
 ) -> ssl.SSLContext:
-    """A client context that offers every version and suite OpenSSL has."""
+    """A client context that offers every version and suite OpenSSL has;
+    built once per combination and shared (contexts are immutable here)."""
+    settings = ("tls-liberal", verify, legacy_only)
+    return cached_context(
+        settings, {}, lambda: _build_liberal(verify=verify, legacy_only=legacy_only)
+    )
+
+
+def _build_liberal(*, verify: bool, legacy_only: bool) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False  # judged by hostname_matches, separately
     context.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
@@ -318,8 +327,17 @@ def _liberal_context(
 
 
 def _verify_context(config: TlsConfig) -> ssl.SSLContext:
-    """Verification on, trusting ca_file or else the system store."""
-    context = _liberal_context(verify=True)
+    """Verification on, trusting ca_file or else the system store; rebuilt
+    only when ca_file changes on disk."""
+    return cached_context(
+        ("tls-verify", config.ca_file),
+        {"ca_file": config.ca_file},
+        lambda: _build_verify(config),
+    )
+
+
+def _build_verify(config: TlsConfig) -> ssl.SSLContext:
+    context = _build_liberal(verify=True, legacy_only=False)
     try:
         if config.ca_file is not None:
             context.load_verify_locations(cafile=str(config.ca_file))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import ssl
 import warnings
@@ -19,10 +20,17 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from exporter.config import ConfigError, parse_config
 from exporter.probes import config_adapter
-from exporter.probes.base import Check, ProbeResult, Reason
+from exporter.probes.base import Check, ProbeResult, Reason, TargetConfigError
 from exporter.probes.context import ProbeContext, SharedResources
-from exporter.probes.tls import POSTGRES_SSL_REQUEST, TlsConfig, plan
+from exporter.probes.tls import (
+    POSTGRES_SSL_REQUEST,
+    TlsConfig,
+    _liberal_context,
+    _verify_context,
+    plan,
+)
 from exporter.probes.tls_certs import hostname_matches, presented_chain
+from exporter.probes.tlsclient import client_context
 from exporter.runner import run_probe
 
 NOW = datetime.now(UTC)
@@ -449,6 +457,53 @@ async def test_plain_text_server_is_tls_failure() -> None:
     async with serve(None, answer_http) as port:
         result = await run(host="127.0.0.1", port=port)
     assert result.reason is Reason.TLS, result.error
+
+
+# --- shared client contexts ------------------------------------------------------
+
+
+def _touch_later(path: Path) -> None:
+    """Move *path*'s mtime a second on, as a rewrite by a rotation would."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+def test_client_context_is_shared_until_the_ca_file_changes(ca_file: Path) -> None:
+    first = client_context(ca_file=ca_file)
+    assert client_context(ca_file=ca_file) is first
+    insecure = client_context(ca_file=ca_file, insecure_skip_verify=True)
+    assert insecure is not first
+    assert insecure.verify_mode is ssl.CERT_NONE
+    assert first.verify_mode is ssl.CERT_REQUIRED
+    _touch_later(ca_file)
+    rotated = client_context(ca_file=ca_file)
+    assert rotated is not first
+    assert client_context(ca_file=ca_file) is rotated
+
+
+def test_client_context_with_a_bad_file_is_a_config_error(tmp_path: Path) -> None:
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate")
+    with pytest.raises(TargetConfigError, match="cannot load ca_file"):
+        client_context(ca_file=garbage)
+    with pytest.raises(TargetConfigError, match="cannot read ca_file"):
+        client_context(ca_file=tmp_path / "missing.pem")
+
+
+async def test_runs_reuse_the_verifying_context(ca: trustme.CA, ca_file: Path) -> None:
+    ctx = ProbeContext("t", SharedResources())
+    async with serve(server_context(issue(ca))) as port:
+        config = tls_config(host="127.0.0.1", port=port, ca_file=str(ca_file))
+        first = await run_probe(config, ctx)
+        used = _verify_context(config)
+        second = await run_probe(config, ctx)
+        assert _verify_context(config) is used
+        _touch_later(ca_file)
+        third = await run_probe(config, ctx)
+        assert _verify_context(config) is not used
+    assert first.success and second.success and third.success, third.error
+    assert _liberal_context() is _liberal_context()
+    assert _liberal_context(legacy_only=True) is not _liberal_context()
 
 
 # --- file form ---------------------------------------------------------------------
