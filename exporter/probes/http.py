@@ -16,7 +16,6 @@ import ssl
 import time
 from collections import deque
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Literal
 
 import aiohttp
@@ -32,17 +31,27 @@ from exporter.probes.base import (
     Duration,
     MetricSpec,
     Model,
+    ProbeError,
     ProbeResult,
     Reason,
     Sample,
-    TargetConfigError,
     first_line,
 )
 from exporter.probes.context import ProbeContext
 from exporter.probes.http_presets import PresetName, apply_preset
+from exporter.probes.httpclient import (
+    SESSION_KEY,
+    PhaseTimer,
+    bearer_token,
+    check_headers,
+    http_url,
+    new_session,
+    read_capped,
+    read_secret_file,
+    request_budget,
+    ssl_setting,
+)
 from exporter.redact import redact
-
-PHASES = ("resolve", "connect", "processing", "transfer")
 
 METRICS = (
     MetricSpec("http_status_code", "Final HTTP status of the last run; 0 if none."),
@@ -69,8 +78,6 @@ METRICS = (
 )
 
 SecurityHeader = Literal["hsts", "x_frame_options", "x_content_type_options", "csp"]
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_USER_AGENT = "readiness-exporter"
 
 
 # --- config -------------------------------------------------------------------
@@ -148,18 +155,9 @@ class HttpConfig(BaseProbeConfig):
     @field_validator("url", "redirect_https_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            parsed = URL(value)
-        except ValueError:
-            raise ValueError(f"{redact(value)!r} is not a URL") from None
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise ValueError(
-                f"{redact(value)!r} is not an http(s) URL;"
-                " write http://host:port/path or https://..."
-            )
-        return value
+        return (
+            None if value is None else http_url(value, credentials_field="basic_auth")
+        )
 
     @field_validator("path")
     @classmethod
@@ -171,12 +169,7 @@ class HttpConfig(BaseProbeConfig):
     @field_validator("headers")
     @classmethod
     def _header_syntax(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        for name, secret in value.items():
-            if not _HEADER_NAME.match(name):
-                raise ValueError(f"{name!r} is not a valid header name")
-            if any(c in secret.get_secret_value() for c in "\r\n"):
-                raise ValueError(f"the value of header {name!r} contains a newline")
-        return value
+        return check_headers(value)
 
     @field_validator("valid_status_codes")
     @classmethod
@@ -264,7 +257,8 @@ class HttpConfig(BaseProbeConfig):
         if self.redirect_https_url is not None:
             return self.redirect_https_url
         https = URL(self.target())
-        return str(https.with_scheme("http").with_port(None))
+        # No userinfo: whatever it holds must never travel over plain http.
+        return str(https.with_scheme("http").with_port(None).with_user(None))
 
 
 # --- plan ---------------------------------------------------------------------
@@ -288,86 +282,7 @@ def plan(config: HttpConfig) -> list[CheckSpec]:
     ]
 
 
-# --- the shared session and phase timing --------------------------------------
-
-
-class PhaseTimer:
-    """Seconds per phase of one run, filled by aiohttp's trace callbacks."""
-
-    def __init__(self) -> None:
-        self.seconds = dict.fromkeys(PHASES, 0.0)
-        self._connect_started: float | None = None
-        self._resolve_started: float | None = None
-        self._resolve_in_connect = 0.0
-        self._request_sent: float | None = None
-
-    def connect_started(self) -> None:
-        self._connect_started = time.perf_counter()
-        self._resolve_in_connect = 0.0
-
-    def resolve_started(self) -> None:
-        self._resolve_started = time.perf_counter()
-
-    def resolve_ended(self) -> None:
-        if self._resolve_started is not None:
-            spent = time.perf_counter() - self._resolve_started
-            self.seconds["resolve"] += spent
-            self._resolve_in_connect += spent
-            self._resolve_started = None
-
-    def connect_ended(self) -> None:
-        # aiohttp resolves inside connection creation; keep the phases apart.
-        if self._connect_started is not None:
-            spent = time.perf_counter() - self._connect_started
-            self.seconds["connect"] += max(0.0, spent - self._resolve_in_connect)
-            self._connect_started = None
-
-    def request_sent(self) -> None:
-        self._request_sent = time.perf_counter()
-
-    def response_started(self) -> None:
-        if self._request_sent is not None:
-            self.seconds["processing"] += time.perf_counter() - self._request_sent
-            self._request_sent = None
-
-
-def _timer_callback(method: str) -> Any:
-    async def callback(
-        session: aiohttp.ClientSession, trace_ctx: SimpleNamespace, params: object
-    ) -> None:
-        timer = trace_ctx.trace_request_ctx
-        if isinstance(timer, PhaseTimer):
-            getattr(timer, method)()
-
-    return callback
-
-
-def _trace_config() -> aiohttp.TraceConfig:
-    trace = aiohttp.TraceConfig()
-    trace.on_connection_create_start.append(_timer_callback("connect_started"))
-    trace.on_connection_create_end.append(_timer_callback("connect_ended"))
-    trace.on_dns_resolvehost_start.append(_timer_callback("resolve_started"))
-    trace.on_dns_resolvehost_end.append(_timer_callback("resolve_ended"))
-    trace.on_request_headers_sent.append(_timer_callback("request_sent"))
-    trace.on_request_redirect.append(_timer_callback("response_started"))
-    trace.on_request_end.append(_timer_callback("response_started"))
-    return trace
-
-
-def new_session() -> aiohttp.ClientSession:
-    """The one session of all http probes.
-
-    No keep-alive (every run pays DNS, connect and TLS again, as a fresh
-    client would, and the phases are measured), no DNS cache, no connection
-    limit, and no cookie jar (cookies must not travel between probes).
-    """
-    connector = aiohttp.TCPConnector(force_close=True, limit=0, use_dns_cache=False)
-    return aiohttp.ClientSession(
-        connector=connector,
-        trace_configs=[_trace_config()],
-        cookie_jar=aiohttp.DummyCookieJar(),
-        headers={"User-Agent": _USER_AGENT},
-    )
+# --- state between runs ------------------------------------------------------
 
 
 class LatencyWindow:
@@ -386,79 +301,26 @@ class LatencyWindow:
 # --- the request --------------------------------------------------------------
 
 
-def _read_secret_file(path: Path, field: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError as error:
-        raise TargetConfigError(
-            f"cannot read {field} {path}: {error.strerror or error}"
-        ) from None
-
-
-def _request_headers(config: HttpConfig) -> dict[str, str]:
+async def _request_headers(config: HttpConfig) -> dict[str, str]:
     headers = {"Origin": verdicts.PROBE_ORIGIN} if config.cors_check else {}
     headers.update({k: v.get_secret_value() for k, v in config.headers.items()})
-    token = config.bearer_token.get_secret_value() if config.bearer_token else None
-    if config.bearer_token_file is not None:
-        token = _read_secret_file(config.bearer_token_file, "bearer_token_file")
+    token = await bearer_token(config.bearer_token, config.bearer_token_file)
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return headers
 
 
-def _basic_auth(config: HttpConfig) -> aiohttp.BasicAuth | None:
+async def _basic_auth(config: HttpConfig) -> aiohttp.BasicAuth | None:
     auth = config.basic_auth
     if auth is None:
         return None
     if auth.password_file is not None:
-        password = _read_secret_file(auth.password_file, "basic_auth.password_file")
+        password = await read_secret_file(
+            auth.password_file, "basic_auth.password_file"
+        )
     else:
         password = auth.password.get_secret_value() if auth.password else ""
     return aiohttp.BasicAuth(auth.username, password)
-
-
-def _ssl_setting(config: HttpConfig) -> ssl.SSLContext | bool:
-    """The default verified context, or one built from the TLS fields."""
-    if not (config.ca_file or config.cert_file or config.insecure_skip_verify):
-        return True
-    try:
-        context = ssl.create_default_context(
-            cafile=str(config.ca_file) if config.ca_file else None
-        )
-        if config.cert_file is not None:
-            context.load_cert_chain(config.cert_file, config.key_file)
-    except (OSError, ssl.SSLError) as error:
-        raise TargetConfigError(
-            f"cannot load ca_file/cert_file/key_file: {first_line(error)}"
-        ) from None
-    if config.insecure_skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def _request_budget(config: HttpConfig) -> float:
-    # Below the runner's timeout, so a slow reply still becomes a result of
-    # ours (status code 0 and the phases so far) rather than a cancellation.
-    return config.timeout - min(0.5, config.timeout * 0.1)
-
-
-async def _read_capped(
-    response: aiohttp.ClientResponse, limit: int
-) -> tuple[bytes, int, bool]:
-    """The body up to *limit* bytes, the bytes read, and whether it was cut."""
-    declared = response.content_length
-    if declared is not None and declared > limit:
-        return b"", 0, True
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        chunk = await response.content.read(limit + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)[:limit], size, size > limit
 
 
 def _decode(body: bytes, charset: str | None) -> str:
@@ -469,7 +331,8 @@ def _decode(body: bytes, charset: str | None) -> str:
 
 
 def _no_reply_reason(error: BaseException) -> Reason:
-    """The runner's reasons, for a request that got no reply at all."""
+    """The runner's reason for *error*; ours to pick only because the error
+    travels as a ProbeError, which carries the samples of the failed run."""
     if isinstance(error, TimeoutError):
         return Reason.TIMEOUT
     if isinstance(error, ssl.SSLError | ssl.CertificateError):
@@ -494,21 +357,32 @@ async def _fetch(
     timer: PhaseTimer,
     deadline: float,
 ) -> verdicts.Reply:
+    headers = await _request_headers(config)
+    auth = await _basic_auth(config)
+    tls = ssl_setting(
+        ca_file=config.ca_file,
+        cert_file=config.cert_file,
+        key_file=config.key_file,
+        insecure_skip_verify=config.insecure_skip_verify,
+    )
     async with session.request(
         config.method,
         config.target(),
-        headers=_request_headers(config),
+        headers=headers,
         data=config.body.encode() if config.body is not None else None,
-        auth=_basic_auth(config),
+        auth=auth,
         allow_redirects=config.follow_redirects,
-        ssl=_ssl_setting(config),
+        ssl=tls,
         server_hostname=config.server_name,
         timeout=aiohttp.ClientTimeout(total=deadline - time.perf_counter()),
         trace_request_ctx=timer,
     ) as response:
         started = time.perf_counter()
-        body, read, cut = await _read_capped(response, config.max_body_bytes)
+        body, cut = await read_capped(response, config.max_body_bytes)
         timer.seconds["transfer"] = time.perf_counter() - started
+        # A cut body that was streamed means max_body_bytes + 1 bytes were
+        # read; one cut by its declared length was not read at all.
+        read = len(body) + 1 if cut and body else len(body)
         return verdicts.Reply(
             status=response.status,
             headers=response.headers,
@@ -584,30 +458,41 @@ def _auth_refused(config: HttpConfig, status: int) -> bool:
     )
 
 
+def _no_reply(
+    config: HttpConfig, error: BaseException, timer: PhaseTimer, window: list[float]
+) -> ProbeError:
+    """The failure of a run that got no reply, with the samples still worth
+    exporting: status code 0, the phases that did happen, the p95."""
+    reason = _no_reply_reason(error)
+    text = first_line(error)
+    if reason is Reason.TIMEOUT:
+        text = f"no answer within {request_budget(config.timeout):g}s"
+    samples = (
+        Sample.of("http_status_code", 0),
+        *_phase_samples(timer),
+        Sample.of("http_latency_p95_seconds", verdicts.p95(window)),
+    )
+    return ProbeError(redact(text), reason=reason, samples=samples)
+
+
 async def probe(config: HttpConfig, ctx: ProbeContext) -> ProbeResult:
     """Request the target once (plus the plain-http URL if asked) and judge."""
     checks = Checks(plan(config))
-    session = ctx.shared(("http", "session"), new_session)
+    session = ctx.shared(SESSION_KEY, new_session)
+    latencies = ctx.state(LatencyWindow)
     timer = PhaseTimer()
     started = time.perf_counter()
-    deadline = started + _request_budget(config)
+    budget = request_budget(config.timeout)
+    deadline = started + budget
     try:
         reply = await _fetch(session, config, timer, deadline)
     except (OSError, aiohttp.ClientError) as error:
-        # No reply: still a result, so the status code 0 and the phases
-        # that did happen are exported (the reason is the runner's).
-        reason = _no_reply_reason(error)
-        text = first_line(error)
-        if reason is Reason.TIMEOUT:
-            text = f"no answer within {_request_budget(config):g}s"
-        return ProbeResult(
-            checks=checks.finish(f"not evaluated: {reason}"),
-            samples=(Sample.of("http_status_code", 0), *_phase_samples(timer)),
-            reason=reason,
-            error=redact(text),
-        )
+        # A run without a reply counts as slow as it was allowed to be, so
+        # a flapping service cannot flatter its p95 by failing fast.
+        window = latencies.add(budget, config.latency_window)
+        raise _no_reply(config, error, timer, window) from error
     latency = time.perf_counter() - started
-    window = ctx.state(LatencyWindow).add(latency, config.latency_window)
+    window = latencies.add(latency, config.latency_window)
     checks.record(
         "status_ok", *verdicts.status_ok(reply.status, config.valid_status_codes)
     )

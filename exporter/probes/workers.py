@@ -16,17 +16,15 @@ readiness_workers_queue_depth{probe="mcp"} 7
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
-import re
-import ssl
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import (
@@ -41,6 +39,7 @@ from exporter.jsonpath import JsonPath, compile_path, parse_condition
 from exporter.probes.base import (
     AuthError,
     BaseProbeConfig,
+    ByteSize,
     Category,
     Checks,
     CheckSpec,
@@ -53,10 +52,19 @@ from exporter.probes.base import (
     Reason,
     Sample,
     Severity,
-    TargetConfigError,
     first_line,
 )
 from exporter.probes.context import ProbeContext
+from exporter.probes.httpclient import (
+    SESSION_KEY,
+    bearer_token,
+    check_headers,
+    http_url,
+    new_session,
+    read_capped,
+    request_budget,
+    ssl_setting,
+)
 from exporter.probes.workers_presets import apply_preset
 from exporter.redact import redact
 
@@ -71,6 +79,10 @@ METRICS = (
     MetricSpec("workers_reported", "Workers the status API reported."),
     MetricSpec(
         "workers_memory_bytes", "Memory a worker reports using.", labels=("item",)
+    ),
+    MetricSpec(
+        "workers_memory_limit_bytes",
+        "The configured memory_limit, to draw next to workers_memory_bytes.",
     ),
     MetricSpec("workers_queue_depth", "Messages or jobs waiting, all items summed."),
     MetricSpec(
@@ -98,45 +110,6 @@ LABEL_VALUE_MAX = 100
 
 _NAME = r"^[a-z_][a-z0-9_]*$"
 Name = Annotated[str, Field(pattern=_NAME, max_length=64)]
-
-_SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[a-zA-Z]*)\s*$")
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1024,
-    "kb": 1024,
-    "kib": 1024,
-    "m": 1024**2,
-    "mb": 1024**2,
-    "mib": 1024**2,
-    "g": 1024**3,
-    "gb": 1024**3,
-    "gib": 1024**3,
-}
-
-
-def parse_bytes(value: object) -> float:
-    """`536870912`, `512MB`, `512MiB` or `1.5G` as bytes (K/M/G are 1024-based)."""
-    if isinstance(value, bool):
-        raise ValueError("expected a size such as 512MB or a number of bytes")
-    if isinstance(value, int | float):
-        size = float(value)
-    elif isinstance(value, str) and (match := _SIZE.match(value)):
-        unit = match.group("unit").lower()
-        if unit not in _SIZE_UNITS:
-            raise ValueError(
-                f"invalid size {value!r}: use a number of bytes or KB, MB, GB"
-                " (1024-based, as WORKER_MAX_MEMORY_MB)"
-            )
-        size = float(match.group("number")) * _SIZE_UNITS[unit]
-    else:
-        raise ValueError(f"invalid size {value!r}: write e.g. 512MB or 536870912")
-    if not math.isfinite(size) or size <= 0:
-        raise ValueError("a size must be above zero")
-    return size
-
-
-ByteSize = Annotated[float, BeforeValidator(parse_bytes)]
 
 
 def _as_path_list(value: object) -> object:
@@ -216,7 +189,7 @@ class WorkersConfig(BaseProbeConfig):
     endpoints: dict[Name, str] = Field(min_length=1)
     mappings: dict[Name, MappingSpec] = Field(default_factory=dict)
     conditions: list[ConditionSpec] = Field(default_factory=list)
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
     bearer_token: SecretStr | None = None
     bearer_token_file: Path | None = None
     ca_file: Path | None = None
@@ -241,13 +214,12 @@ class WorkersConfig(BaseProbeConfig):
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"url {redact(url)!r} must be http:// or https:// with a host,"
-                " e.g. http://127.0.0.1:3001"
-            )
-        return url
+        return http_url(url)
+
+    @field_validator("headers")
+    @classmethod
+    def _header_syntax(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        return check_headers(value)
 
     @field_validator("endpoints")
     @classmethod
@@ -268,11 +240,6 @@ class WorkersConfig(BaseProbeConfig):
         self._check_conditions()
         if self.bearer_token is not None and self.bearer_token_file is not None:
             raise ValueError("set bearer_token or bearer_token_file, not both")
-        clashing = sorted({"field", "item"}.intersection(self.labels))
-        if clashing:
-            raise ValueError(
-                f"labels {clashing} are set by the workers probe; pick other names"
-            )
         return self
 
     def _check_endpoint_references(self) -> None:
@@ -390,56 +357,13 @@ def plan(config: WorkersConfig) -> list[CheckSpec]:
 # --- fetching -------------------------------------------------------------------
 
 
-def _new_session() -> aiohttp.ClientSession:
-    # No cookies and no proxy variables: one probe must not change another's
-    # requests, and the target is addressed directly.
-    return aiohttp.ClientSession(
-        cookie_jar=aiohttp.DummyCookieJar(), trust_env=False, raise_for_status=False
-    )
-
-
-def _ssl_setting(config: WorkersConfig) -> ssl.SSLContext | bool:
-    if config.ca_file is None and not config.insecure_skip_verify:
-        return True
-    context = ssl.create_default_context(
-        cafile=str(config.ca_file) if config.ca_file else None
-    )
-    if config.insecure_skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def _request_headers(config: WorkersConfig) -> dict[str, str]:
-    headers = {"Accept": "application/json", **config.headers}
-    token = config.bearer_token.get_secret_value() if config.bearer_token else None
-    if config.bearer_token_file is not None:
-        try:
-            token = config.bearer_token_file.read_text(encoding="utf-8").strip()
-        except OSError as error:
-            raise TargetConfigError(
-                f"cannot read bearer_token_file: {error.strerror or 'unreadable'}"
-            ) from None
+async def _request_headers(config: WorkersConfig) -> dict[str, str]:
+    headers = {"Accept": "application/json"}
+    headers.update({k: v.get_secret_value() for k, v in config.headers.items()})
+    token = await bearer_token(config.bearer_token, config.bearer_token_file)
     if token:
         headers["Authorization"] = f"Bearer {token}"
     return headers
-
-
-async def _read_capped(
-    response: aiohttp.ClientResponse, limit: int, where: str
-) -> bytes:
-    """The body, or ProtocolError as soon as it grows past *limit* bytes."""
-    too_big = f"{where}: reply is larger than max_body_bytes ({limit} bytes)"
-    if response.content_length is not None and response.content_length > limit:
-        raise ProtocolError(too_big)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > limit:
-            raise ProtocolError(too_big)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def _fetch(
@@ -447,23 +371,30 @@ async def _fetch(
     config: WorkersConfig,
     endpoint: str,
     headers: dict[str, str],
+    deadline: float,
 ) -> bytes:
     url = config.url.rstrip("/") + config.endpoints[endpoint]
     where = f"endpoint {endpoint} ({redact(url)})"
+    tls = ssl_setting(
+        ca_file=config.ca_file, insecure_skip_verify=config.insecure_skip_verify
+    )
     try:
         async with session.get(
             url,
             headers=headers,
-            ssl=_ssl_setting(config),
-            timeout=aiohttp.ClientTimeout(total=config.timeout),
+            ssl=tls,
+            timeout=aiohttp.ClientTimeout(total=deadline - time.perf_counter()),
         ) as response:
             if response.status in (401, 403):
                 raise AuthError(f"{where}: HTTP {response.status}")
             if not 200 <= response.status < 300:
                 raise ProtocolError(f"{where}: HTTP {response.status}")
-            return await _read_capped(response, config.max_body_bytes, where)
+            body, cut = await read_capped(response, config.max_body_bytes)
     except TimeoutError:
-        raise
+        budget = request_budget(config.timeout)
+        raise ProbeError(
+            f"{where}: no answer within {budget:g}s", reason=Reason.TIMEOUT
+        ) from None
     except aiohttp.ClientSSLError as error:
         raise ProbeError(f"{where}: {first_line(error)}", reason=Reason.TLS) from None
     except aiohttp.ClientConnectionError as error:
@@ -472,9 +403,25 @@ async def _fetch(
         raise ConnectionError(f"{where}: {first_line(error)}") from None
     except aiohttp.ClientError as error:
         raise ProtocolError(f"{where}: {first_line(error)}") from None
+    if cut:
+        limit = config.max_body_bytes
+        raise ProtocolError(
+            f"{where}: reply is larger than max_body_bytes ({limit} bytes)"
+        )
+    return body
 
 
-def _parse_json(body: bytes, endpoint: str) -> Any:
+# Parsing more than this on the event loop would stall every other probe.
+_PARSE_IN_THREAD_BYTES = 1_048_576
+
+
+async def _parse_json(body: bytes, endpoint: str) -> Any:
+    if len(body) > _PARSE_IN_THREAD_BYTES:
+        return await asyncio.to_thread(_decode_json, body, endpoint)
+    return _decode_json(body, endpoint)
+
+
+def _decode_json(body: bytes, endpoint: str) -> Any:
     try:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -715,14 +662,15 @@ def judge_budget(
 
 
 async def _documents(config: WorkersConfig, ctx: ProbeContext) -> dict[str, Any]:
-    session = ctx.shared(("workers", "session"), _new_session)
-    headers = _request_headers(config)
+    session = ctx.shared(SESSION_KEY, new_session)
+    headers = await _request_headers(config)
+    deadline = time.perf_counter() + request_budget(config.timeout)
     documents = {}
     # One after another: a status API has few endpoints, and the first
     # failure then names its endpoint without racing the others.
     for endpoint in config.endpoints:
-        body = await _fetch(session, config, endpoint, headers)
-        documents[endpoint] = _parse_json(body, endpoint)
+        body = await _fetch(session, config, endpoint, headers, deadline)
+        documents[endpoint] = await _parse_json(body, endpoint)
     return documents
 
 
@@ -795,6 +743,8 @@ async def probe(config: WorkersConfig, ctx: ProbeContext) -> ProbeResult:
             Sample.of("workers_alive", alive),
             Sample.of("workers_reported", len(workers)),
         ]
+    if config.memory_limit is not None:
+        samples.append(Sample.of("workers_memory_limit_bytes", config.memory_limit))
     if config.memory_field and config.memory_limit is not None:
         items = _owner_items(config, config.memory_field, found)
         judge_memory(checks, items, config.memory_field, config.memory_limit)

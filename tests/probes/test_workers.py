@@ -22,9 +22,10 @@ from pytest_aiohttp import AiohttpServer
 from exporter.config import ConfigError, parse_config
 from exporter.demo import workers as demo
 from exporter.probes import config_adapter
-from exporter.probes.base import BaseProbeConfig, ProbeResult, Reason
+from exporter.probes.base import BaseProbeConfig, ProbeError, ProbeResult, Reason
 from exporter.probes.context import ProbeContext, SharedResources
-from exporter.probes.workers import WorkersConfig, plan
+from exporter.probes.workers import WorkersConfig, plan, probe
+from exporter.probes.workers_presets import WORKER_STATES
 from exporter.runner import run_probe
 
 MIB = 1024 * 1024
@@ -248,7 +249,27 @@ async def test_healthy_pool_passes_every_check(
     assert sample(result, "workers_reported") == 3
     assert sample(result, "workers_value", field="state", item="w2") == 1
     assert sample(result, "workers_memory_bytes", item="w1") == 100 * MIB
+    assert sample(result, "workers_memory_limit_bytes") == 512 * MIB
     assert sample(result, "workers_queue_depth") == 3
+
+
+async def test_memory_limit_gauge_only_with_a_limit(
+    base_url: str, ctx: ProbeContext
+) -> None:
+    result = await run_probe(pool_config(base_url, memory_limit=None), ctx)
+    assert result.success, result.error
+    assert "workers_memory_limit_bytes" not in {s.name for s in result.samples}
+
+
+async def test_a_document_over_a_mebibyte_is_parsed_and_judged(
+    api: StatusApi, base_url: str, ctx: ProbeContext
+) -> None:
+    # Big enough to be parsed off the event loop.
+    api.documents[STATUS] = pool_document(count=8000)
+    config = pool_config(base_url, max_body_bytes=8 * MIB, queue_depth_max=None)
+    result = await run_probe(config, ctx)
+    assert result.success, result.error
+    assert sample(result, "workers_reported") == 8000
 
 
 async def test_stopped_worker_fails_alive_and_keeps_its_series(
@@ -389,6 +410,21 @@ async def test_bearer_token_from_file_is_sent_and_never_shown(
     assert "s3cr3t" not in repr(result.checks)
 
 
+async def test_headers_are_sent_and_secret_in_the_config(
+    api: StatusApi, base_url: str, ctx: ProbeContext
+) -> None:
+    config = pool_config(base_url, headers={"Authorization": "Token k3y"})
+    assert "k3y" not in repr(config)
+    assert (await run_probe(config, ctx)).success
+    assert api.seen_authorization[-1] == "Token k3y"
+
+
+def test_header_with_a_newline_is_a_config_error() -> None:
+    with pytest.raises(ValidationError) as caught:
+        pool_config("http://h:1", headers={"X-Key": "a\r\nX-Evil: 1"})
+    assert "contains a newline" in str(caught.value)
+
+
 async def test_https_verifies_against_ca_file_or_fails_with_tls(
     api: StatusApi, aiohttp_server: AiohttpServer, ctx: ProbeContext, tmp_path: Path
 ) -> None:
@@ -476,7 +512,7 @@ async def test_preset_override_of_one_field(
         memory_limit="64MB",
     )
     # Everything else still comes from the preset.
-    assert config.mappings["workers"].values["state"].map is not None
+    assert config.mappings["workers"].values["state"].map == WORKER_STATES
     assert config.alive_field == "state"
     result = await run_probe(config, ctx)
     assert verdicts(result)["workers_alive"]
@@ -550,6 +586,21 @@ async def test_hanging_endpoint_is_a_timeout(base_url: str, ctx: ProbeContext) -
     config = pool_config(base_url, endpoints={"status": "/hang"}, timeout=0.5)
     result = await asyncio.wait_for(run_probe(config, ctx), 5)
     assert result.reason is Reason.TIMEOUT
+
+
+async def test_hanging_endpoint_is_named_before_the_run_times_out(
+    base_url: str, ctx: ProbeContext
+) -> None:
+    config = pool_config(
+        base_url, endpoints={"status": STATUS, "stuck": "/hang"}, timeout=0.5
+    )
+    # The probe itself, under the runner's deadline: its own request budget
+    # must end first, with an error that says which endpoint hung.
+    with pytest.raises(ProbeError) as caught:
+        async with asyncio.timeout(config.timeout):
+            await probe(config, ctx)
+    assert caught.value.instance_reason is Reason.TIMEOUT
+    assert "endpoint stuck" in str(caught.value)
 
 
 # --- config errors ----------------------------------------------------------------
