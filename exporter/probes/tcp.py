@@ -7,6 +7,7 @@ readiness_tcp_connect_seconds{probe="mqtt"} 0.0012
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import re
 import ssl
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from exporter.probes.base import (
     BaseProbeConfig,
@@ -28,6 +29,7 @@ from exporter.probes.base import (
     Severity,
 )
 from exporter.probes.context import ProbeContext
+from exporter.probes.tlsclient import client_context
 
 METRICS = (
     MetricSpec(
@@ -50,6 +52,19 @@ class TcpConfig(BaseProbeConfig):
     send: str | None = None
     expect: str | None = None
     max_read_bytes: int = Field(default=4096, ge=1, le=1_048_576)
+
+    @field_validator("expect")
+    @classmethod
+    def _expect_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(
+                    f"invalid regular expression: {error}; escape literal"
+                    " characters such as [ ( . * with a backslash"
+                ) from None
+        return value
 
 
 def plan(config: TcpConfig) -> list[CheckSpec]:
@@ -77,28 +92,43 @@ def plan(config: TcpConfig) -> list[CheckSpec]:
 def _tls_context(config: TcpConfig) -> ssl.SSLContext | None:
     if not config.tls:
         return None
-    context = ssl.create_default_context(
-        cafile=str(config.ca_file) if config.ca_file else None
+    return client_context(
+        ca_file=config.ca_file, insecure_skip_verify=config.insecure_skip_verify
     )
-    if config.insecure_skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
+
+
+# How far back a search reaches into what was already received: a match that
+# ends in the newest chunk and is at most this long is seen at once; a longer
+# one when the reply has doubled since the last full search, or at its end.
+_LOOKBACK_CHARS = 1024
 
 
 async def _read_until(
     reader: asyncio.StreamReader, pattern: re.Pattern[str], limit: int
 ) -> tuple[bool, str]:
-    """Read until *pattern* matches, EOF, or *limit* bytes."""
-    received = b""
-    while len(received) < limit:
-        chunk = await reader.read(limit - len(received))
+    """Read until *pattern* matches, EOF, or *limit* bytes.
+
+    Each chunk is decoded once and searched only near its end, with a full
+    search whenever the text doubled, so a server dripping one byte at a
+    time costs linear, not quadratic, work.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    text = ""
+    received = 0
+    searched_in_full = 0
+    while received < limit:
+        chunk = await reader.read(limit - received)
         if not chunk:
             break
-        received += chunk
-        if pattern.search(received.decode("utf-8", "replace")):
-            return True, received.decode("utf-8", "replace")
-    return False, received.decode("utf-8", "replace")
+        received += len(chunk)
+        start = max(0, len(text) - _LOOKBACK_CHARS)
+        text += decoder.decode(chunk)
+        if len(text) >= 2 * searched_in_full:
+            start, searched_in_full = 0, len(text)
+        if pattern.search(text, start):
+            return True, text
+    text += decoder.decode(b"", final=True)
+    return pattern.search(text) is not None, text
 
 
 async def probe(config: TcpConfig, ctx: ProbeContext) -> ProbeResult:
