@@ -86,7 +86,8 @@ async def run_probe(config: BaseProbeConfig, ctx: ProbeContext) -> ProbeResult:
     except Exception as error:  # a bug in one probe must not stop the others
         reason = _classify(error)
         text = redact(first_line(error))
-        if reason is Reason.TIMEOUT:
+        if reason is Reason.TIMEOUT and not isinstance(error, ProbeError):
+            # A bare timeout says nothing; a probe's own says what hung.
             text = f"no answer within {config.timeout:g}s"
         if reason is Reason.INTERNAL:
             logger.exception("probe %s (%s) crashed", config.name, config.kind)
