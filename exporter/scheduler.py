@@ -31,6 +31,35 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30,
 LAG_BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30)
 
 
+class ConcurrencyLimit:
+    """A semaphore whose limit a reload may change while runs are waiting.
+
+    Replacing an `asyncio.Semaphore` would let the runs holding or waiting
+    on the old one exceed the new limit.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+        self._changed = asyncio.Condition()
+
+    async def set_limit(self, limit: int) -> None:
+        """Change the limit; waiting runs are re-checked at once."""
+        async with self._changed:
+            self.limit = limit
+            self._changed.notify_all()
+
+    async def __aenter__(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.active < self.limit)
+            self.active += 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        async with self._changed:
+            self.active -= 1
+            self._changed.notify_all()
+
+
 @dataclass(eq=False)
 class ProbeRecord:
     """Everything known about one configured probe."""
@@ -96,7 +125,7 @@ class Scheduler:
         self.lag = Histogram(LAG_BUCKETS)
         # Bumped on every change the readiness score depends on.
         self.generation = 0
-        self._semaphore = asyncio.Semaphore(config.scheduler.max_concurrency)
+        self._limit = ConcurrencyLimit(config.scheduler.max_concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._readiness: tuple[int, Readiness] | None = None
         self._started = False
@@ -123,8 +152,7 @@ class Scheduler:
 
     async def apply(self, config: Config) -> None:
         """Swap to *config*: unchanged probes keep running and their state."""
-        if config.scheduler != self.config.scheduler:
-            self._semaphore = asyncio.Semaphore(config.scheduler.max_concurrency)
+        await self._limit.set_limit(config.scheduler.max_concurrency)
         wanted = {probe.name: probe for probe in config.probes}
         for name in list(self.records):
             if name not in wanted or wanted[name] != self.records[name].config:
@@ -183,7 +211,7 @@ class Scheduler:
 
     async def run(self, record: ProbeRecord, planned: float | None = None) -> None:
         """Run *record*'s probe once (bounded by the concurrency limit)."""
-        async with self._semaphore:
+        async with self._limit:
             if planned is not None:
                 self.lag.observe(max(0.0, time.monotonic() - planned))
             self.in_flight += 1

@@ -52,6 +52,7 @@ class Tracker:
     in_flight = 0
     most = 0
     runs = 0
+    starts: list[int] = []  # runs in flight as each run started
 
 
 def plan(config: ScriptedConfig) -> list[CheckSpec]:
@@ -63,6 +64,7 @@ def plan(config: ScriptedConfig) -> list[CheckSpec]:
 
 async def probe(config: ScriptedConfig, ctx: ProbeContext) -> ProbeResult:
     Tracker.in_flight += 1
+    Tracker.starts.append(Tracker.in_flight)
     Tracker.most = max(Tracker.most, Tracker.in_flight)
     Tracker.runs += 1
     try:
@@ -97,6 +99,7 @@ async def probe(config: ScriptedConfig, ctx: ProbeContext) -> ProbeResult:
 def scripted_kind(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Register the scripted kind in the real table for one test."""
     Tracker.in_flight = Tracker.most = Tracker.runs = 0
+    Tracker.starts = []
     monkeypatch.setitem(
         PROBES, "scripted", ProbeKind(ScriptedConfig, probe, plan, METRICS)
     )

@@ -142,6 +142,25 @@ async def test_the_concurrency_bound_holds(monkeypatch: pytest.MonkeyPatch) -> N
     assert scheduler.lag.count == 0  # run_all_once has no planned time
 
 
+async def test_a_lower_limit_holds_for_runs_already_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with scripted_kind(monkeypatch):
+        probes = [
+            f"{{kind: scripted, name: p{i}, interval: 10, timeout: 1, sleep: 0.1}}"
+            for i in range(6)
+        ]
+        scheduler = Scheduler(scripted(*probes, concurrency=3))
+        runs = asyncio.gather(*(scheduler.run(r) for r in scheduler.records.values()))
+        await asyncio.sleep(0.02)
+        assert Tracker.in_flight == 3
+        await scheduler.apply(scripted(*probes, concurrency=1))
+        await runs
+        await scheduler.stop()
+    # Three ran under the old limit; the three waiting ones went one by one.
+    assert Tracker.starts == [1, 2, 3, 1, 1, 1]
+
+
 async def test_reload_keeps_unchanged_probes_and_drops_removed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
