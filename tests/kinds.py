@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pytest
 
@@ -52,7 +52,7 @@ class Tracker:
     in_flight = 0
     most = 0
     runs = 0
-    starts: list[int] = []  # runs in flight as each run started
+    starts: ClassVar[list[int]] = []  # runs in flight as each run started
 
 
 def plan(config: ScriptedConfig) -> list[CheckSpec]:

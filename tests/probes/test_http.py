@@ -154,18 +154,6 @@ async def base(fake: Fake, aiohttp_server: AiohttpServer) -> AsyncIterator[str]:
     fake.release.set()  # let a hanging handler finish before the server closes
 
 
-@pytest.fixture
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
-    path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return path
-
-
 def _server_tls(ca: trustme.CA, require_client_cert: bool = False) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)

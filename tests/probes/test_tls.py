@@ -49,18 +49,6 @@ ALL_ENDPOINT_CHECKS = {
 # --- helpers ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
-    path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return path
-
-
 def issue(
     ca: trustme.CA,
     *names: str,
