@@ -12,7 +12,9 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 ## Run the exporter on its embedded demo estate (http://127.0.0.1:10113/).
-run: $(BIN)/.installed
+run:
+	./scripts/install-system-deps.sh run
+	$(MAKE) $(BIN)/.installed
 	$(BIN)/python -m exporter.demo
 
 ## Install what the tests need (Debian packages when missing), then lint,

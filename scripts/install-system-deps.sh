@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Install the Debian packages the test suite needs, only those missing:
-# python3-venv, PostgreSQL (initdb/pg_ctl), redis-server, prometheus (with
-# promtool) and prometheus-alertmanager (with amtool).
+# Install the Debian packages we need, only those missing. With `run`: just
+# what the demo needs (python3-venv). Otherwise what the test suite needs
+# too: PostgreSQL (initdb/pg_ctl), redis-server, prometheus (with promtool)
+# and prometheus-alertmanager (with amtool).
 set -euo pipefail
 
 missing=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
-command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
-  || missing+=(postgresql)
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+if [ "${1:-}" != "run" ]; then
+  command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+    || missing+=(postgresql)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
