@@ -160,9 +160,17 @@ HEALTH_CHECK = Alert(
 )
 
 
-def availability(t: Thresholds) -> list[Group]:
+def failing_reliability(*matchers: str) -> str:
+    """Failing reliability checks that have no alert of their own."""
     own = "|".join(CHECKS_WITH_OWN_ALERT)
-    health = f'readiness_check_passed{{category="reliability",check!~"{own}"}} == 0'
+    checks = selector('category="reliability"', f'check!~"{own}"', *matchers)
+    return f"readiness_check_passed{checks} == 0"
+
+
+def availability(t: Thresholds) -> list[Group]:
+    # Every failing reliability check opens a ticket; only the checks the
+    # probe marks critical escalate to a page (a warning-level check such as
+    # Modbus values_in_range must never page, however long it fails).
     rules = [
         PROBE_DOWN.rule(
             t,
@@ -171,10 +179,16 @@ def availability(t: Thresholds) -> list[Group]:
             t.duration("availability.probe_down_for"),
         ),
         HEALTH_CHECK.rule(
-            t, health, "warning", t.duration("availability.health_check_warning_for")
+            t,
+            failing_reliability(),
+            "warning",
+            t.duration("availability.health_check_warning_for"),
         ),
         HEALTH_CHECK.rule(
-            t, health, "critical", t.duration("availability.health_check_critical_for")
+            t,
+            failing_reliability('severity="critical"'),
+            "critical",
+            t.duration("availability.health_check_critical_for"),
         ),
     ]
     return [{"name": "readiness-availability", "rules": rules}]
@@ -346,8 +360,8 @@ WORKER_DOWN = Alert(
 WORKER_MEMORY = Alert(
     "ReadinessWorkerMemoryHigh",
     "A worker uses more memory than its limit.",
-    "Check {{ $labels.check }} of probe {{ $labels.probe }} has been failing:"
-    " a worker is over the probe's memory_limit.",
+    "Worker {{ $labels.item }} of probe {{ $labels.probe }} uses"
+    " {{ $value | humanizePercentage }} of the probe's memory_limit.",
 )
 
 
@@ -370,11 +384,19 @@ def queues_workers(t: Thresholds) -> list[Group]:
         "readiness_workers_alive < readiness_workers_reported\n"
         "or\nreadiness_workers_reported == 0\n"
     )
+    # Per worker, against the limit the probe exports; `>=` as the
+    # worker_memory check judges it ("at or over memory_limit").
+    over_limit_memory = (
+        "readiness_workers_memory_bytes\n"
+        f"/ {ON_PROBE} group_left\n"
+        "readiness_workers_memory_limit_bytes\n"
+        ">= 1\n"
+    )
     rules = [
         QUEUE_BACKLOG.rule(t, growing, "warning", t.duration("queues.backlog_for")),
         WORKER_DOWN.rule(t, dead, "critical", t.duration("workers.down_for")),
         WORKER_MEMORY.rule(
-            t, failing("worker_memory"), "warning", t.duration("workers.memory_for")
+            t, over_limit_memory, "warning", t.duration("workers.memory_for")
         ),
     ]
     return [{"name": "readiness-queues-workers", "rules": rules}]
@@ -439,8 +461,12 @@ def age_when_failing(timestamp: str, check: str) -> str:
 
 
 def backups(t: Thresholds) -> list[Group]:
-    too_old = age_when_failing(
-        "readiness_backup_newest_timestamp_seconds", "backup_fresh"
+    # Against the max_age the probe exports, on Prometheus' clock: it fires as
+    # the age passes max_age, not at the probe's next run (up to 5 m later).
+    too_old = (
+        "time() - readiness_backup_newest_timestamp_seconds\n"
+        f"> {ON_PROBE}\n"
+        "readiness_backup_max_age_seconds\n"
     )
     retention = age_when_failing(
         "readiness_backup_oldest_timestamp_seconds", "backup_retention"

@@ -34,12 +34,17 @@ DAY = 86400.0
 SCORE_WARNING, SCORE_MINOR, SCORE_CRITICAL = 0.90, 0.80, 0.70
 CERT_WARNING_DAYS, CERT_CRITICAL_DAYS = 30, 7
 MEMORY_WARNING, MEMORY_CRITICAL = 0.85, 0.90
+# Share of a worker's memory_limit: orange as it nears it, red from the limit
+# itself, where the worker_memory check fails and ReadinessWorkerMemoryHigh fires.
+WORKER_MEMORY_WARNING, WORKER_MEMORY_LIMIT = 0.85, 1.0
 CONNECTIONS_WARNING = 0.80
 ERRORS_WARNING, ERRORS_CRITICAL = 0.01, 0.05
 LATENCY_INFO, LATENCY_WARNING, LATENCY_CRITICAL = 2.0, 3.0, 5.0
 REPLICA_LAG_MAX = 30.0
 HIT_RATIO_MIN = 0.80
-BACKUP_MAX_AGE = 26 * 3600.0  # the backup probe's default max_age
+# Age of the newest backup / the probe's max_age: red past 1, where
+# backup_fresh fails and ReadinessBackupTooOld fires.
+BACKUP_AGE_LIMIT = 1.0
 
 
 def steps(base: str, *above: tuple[float, str]) -> JSON:
@@ -73,7 +78,10 @@ LATENCY_STEPS = steps(
 )
 REPLICA_LAG_STEPS = steps("green", (REPLICA_LAG_MAX, "red"))
 HIT_RATIO_STEPS = steps("red", (HIT_RATIO_MIN, "green"))
-BACKUP_AGE_STEPS = steps("green", (BACKUP_MAX_AGE, "red"))
+WORKER_MEMORY_STEPS = steps(
+    "green", (WORKER_MEMORY_WARNING, "orange"), (WORKER_MEMORY_LIMIT, "red")
+)
+BACKUP_AGE_STEPS = steps("green", (BACKUP_AGE_LIMIT, "red"))
 ALL_GOOD_STEPS = steps("red", (1, "green"))  # a ratio that should be exactly 1
 NONE_FAILING_STEPS = steps("green", (1, "red"))  # a count that should be 0
 NEUTRAL_STEPS = steps("blue")
@@ -1077,6 +1085,15 @@ def modbus() -> JSON:
 # --- workers ----------------------------------------------------------------------
 
 
+def worker_memory_ratio() -> str:
+    """Per worker: memory / the probe's limit (one limit per probe)."""
+    return (
+        f"{sel('readiness_workers_memory_bytes')}"
+        f" / on (job, instance, probe) group_left"
+        f" {sel('readiness_workers_memory_limit_bytes')}"
+    )
+
+
 def workers() -> JSON:
     worker_checks = sel(
         "readiness_check_passed", 'check=~"workers_alive|worker_memory"'
@@ -1108,11 +1125,21 @@ def workers() -> JSON:
         ),
         timeseries(
             "Worker memory",
-            "Memory each worker reports using (readiness_workers_memory_bytes); the"
-            " limit is the probe's memory_limit, judged by the worker_memory check"
-            " on the right.",
-            [Query(sel("readiness_workers_memory_bytes"), "{{probe}} {{item}}")],
+            "Memory each worker reports using (readiness_workers_memory_bytes) and"
+            " the probe's memory_limit (readiness_workers_memory_limit_bytes).",
+            [
+                Query(sel("readiness_workers_memory_bytes"), "{{probe}} {{item}}"),
+                Query(sel("readiness_workers_memory_limit_bytes"), "{{probe}} limit"),
+            ],
             Look("bytes"),
+        ),
+        timeseries(
+            "Worker memory vs limit",
+            "Each worker's memory as a share of its probe's memory_limit. At 100 %"
+            " the worker_memory check fails; ReadinessWorkerMemoryHigh fires after"
+            " 5 minutes there.",
+            [Query(worker_memory_ratio(), "{{probe}} {{item}}")],
+            Look("percentunit", WORKER_MEMORY_STEPS, min=0),
         ),
         state_timeline(
             "Alive and memory checks",
@@ -1143,6 +1170,7 @@ def workers() -> JSON:
                 ),
             ],
             Look("short", NONE_FAILING_STEPS, min=0),
+            w=24,
         ),
     ]
     return dashboard(
@@ -1159,18 +1187,31 @@ def workers() -> JSON:
 
 def backups() -> JSON:
     newest_age = f"time() - {sel('readiness_backup_newest_timestamp_seconds')}"
+    # Each probe has its own max_age: the ratio puts every probe on one scale.
+    age_ratio = (
+        f"({newest_age}) / on (job, instance, probe)"
+        f" {sel('readiness_backup_max_age_seconds')}"
+    )
     backup_checks = of_kind(
         sel("readiness_check_passed", 'check=~"backup_.*"'), "backup"
     )
     panels = [
         stat(
             "Age of the newest backup",
-            "time() - readiness_backup_newest_timestamp_seconds. Red past 26 h,"
-            " the default max_age; each probe's backup_fresh check uses its own"
-            " max_age (see 'Backup checks').",
+            "time() - readiness_backup_newest_timestamp_seconds; measured against"
+            " each probe's own max_age in 'Newest backup age / max age'.",
             [Query(newest_age, "{{probe}}")],
-            Look("dtdurations", BACKUP_AGE_STEPS),
-            w=12,
+            Look("dtdurations"),
+            w=8,
+        ),
+        stat(
+            "Newest backup age / max age",
+            "Age of the newest backup as a share of the probe's max_age"
+            " (readiness_backup_max_age_seconds). Red from 100 %, where"
+            " backup_fresh fails and ReadinessBackupTooOld fires after 10 minutes.",
+            [Query(age_ratio, "{{probe}}")],
+            Look("percentunit", BACKUP_AGE_STEPS, min=0),
+            w=8,
         ),
         stat(
             "Backups kept",
@@ -1178,13 +1219,14 @@ def backups() -> JSON:
             " written included.",
             [Query(sel("readiness_backup_files"), "{{probe}}")],
             Look("short", steps("red", (1, "green"))),
-            w=12,
+            w=8,
         ),
         timeseries(
-            "Age of the newest backup over time",
-            "Should saw-tooth below the dashed 26 h line for daily backups.",
-            [Query(newest_age, "{{probe}}")],
-            Look("s", BACKUP_AGE_STEPS),
+            "Newest backup age / max age over time",
+            "Should saw-tooth below the dashed 100 % line (the probe's max_age):"
+            " it drops as each backup lands and climbs until the next.",
+            [Query(age_ratio, "{{probe}}")],
+            Look("percentunit", BACKUP_AGE_STEPS, min=0),
         ),
         state_timeline(
             "Backup checks",

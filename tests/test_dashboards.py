@@ -243,6 +243,10 @@ def test_thresholds_match_the_alerts() -> None:
         ("readiness-datastores", "Connections in use vs max"): {0.80},
         ("readiness-datastores", "Redis memory used / maxmemory"): {0.85, 0.90},
         ("readiness-exporter", "Failure ratio by probe"): {0.01, 0.05},
+        # Ratios to each probe's own limit: the alerts fire at 1 (100 %).
+        ("readiness-workers", "Worker memory vs limit"): {1.0},
+        ("readiness-backups", "Newest backup age / max age"): {1.0},
+        ("readiness-backups", "Newest backup age / max age over time"): {1.0},
     }
     panels = {
         (path.stem, panel["title"]): panel
