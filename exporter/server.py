@@ -9,10 +9,12 @@ running.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -40,6 +42,14 @@ class Daemon:
         )
         self.collector = Collector(self.scheduler, self.status)
         self._reload_lock = asyncio.Lock()
+        self._status: tuple[int, dict[str, Any]] | None = None
+
+    def status_document(self) -> dict[str, Any]:
+        """The status report, rebuilt only after something changed."""
+        generation = self.scheduler.generation
+        if self._status is None or self._status[0] != generation:
+            self._status = (generation, status_document(self.scheduler))
+        return self._status[1]
 
     async def start(self) -> None:
         """Start probing."""
@@ -91,12 +101,16 @@ async def _metrics(request: web.Request) -> web.StreamResponse:
 
 
 async def _status_page(request: web.Request) -> web.Response:
-    doc = status_document(request.app[DAEMON].scheduler)
-    return web.Response(text=render_html(doc), content_type="text/html")
+    doc = request.app[DAEMON].status_document()
+    # Rendering thousands of rows happens off the event loop.
+    page = await asyncio.to_thread(render_html, doc)
+    return web.Response(text=page, content_type="text/html")
 
 
 async def _status_json(request: web.Request) -> web.Response:
-    return web.json_response(status_document(request.app[DAEMON].scheduler))
+    doc = request.app[DAEMON].status_document()
+    body = await asyncio.to_thread(json.dumps, doc)
+    return web.Response(text=body, content_type="application/json")
 
 
 async def _healthy(request: web.Request) -> web.Response:
