@@ -11,6 +11,7 @@ needs a lock.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -32,32 +33,51 @@ LAG_BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30)
 
 
 class ConcurrencyLimit:
-    """A semaphore whose limit a reload may change while runs are waiting.
+    """A FIFO semaphore whose limit a reload may change while runs wait.
 
     Replacing an `asyncio.Semaphore` would let the runs holding or waiting
-    on the old one exceed the new limit.
+    on the old one exceed the new limit. A freed slot is handed to the next
+    waiter directly, so thousands of waiters cost one wake-up each.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.active = 0
-        self._changed = asyncio.Condition()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    async def set_limit(self, limit: int) -> None:
-        """Change the limit; waiting runs are re-checked at once."""
-        async with self._changed:
-            self.limit = limit
-            self._changed.notify_all()
+    def set_limit(self, limit: int) -> None:
+        """Change the limit; a higher one lets waiting runs in at once."""
+        self.limit = limit
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        while self._waiters and self.active < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.active += 1
+                waiter.set_result(None)
 
     async def __aenter__(self) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.active < self.limit)
+        if self.active < self.limit and not self._waiters:
             self.active += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # Cancelled just after a slot was handed to us: pass it on.
+                self.active -= 1
+                self._hand_over()
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
 
     async def __aexit__(self, *exc_info: object) -> None:
-        async with self._changed:
-            self.active -= 1
-            self._changed.notify_all()
+        self.active -= 1
+        self._hand_over()
 
 
 @dataclass(eq=False)
@@ -152,7 +172,7 @@ class Scheduler:
 
     async def apply(self, config: Config) -> None:
         """Swap to *config*: unchanged probes keep running and their state."""
-        await self._limit.set_limit(config.scheduler.max_concurrency)
+        self._limit.set_limit(config.scheduler.max_concurrency)
         wanted = {probe.name: probe for probe in config.probes}
         for name in list(self.records):
             if name not in wanted or wanted[name] != self.records[name].config:

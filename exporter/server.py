@@ -15,6 +15,7 @@ import signal
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -128,6 +129,10 @@ async def _ready(request: web.Request) -> web.Response:
 
 
 async def _reload(request: web.Request) -> web.Response:
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        # A browser page elsewhere must not be able to poke the daemon.
+        return web.Response(status=403, text="Cross-origin reload refused\n")
     error = await request.app[DAEMON].reload()
     if error is None:
         return web.Response(text="Reloaded\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.probes.base import Category, Checks, CheckSpec, Severity
+from exporter.probes.base import Category, Checks, CheckSpec, Severity, first_line
 from exporter.redact import redact
 
 
@@ -32,3 +32,9 @@ def test_check_details_are_redacted() -> None:
     checks.record("c", False, "cannot reach postgresql://app:s3cr3t@db/x")
     (check,) = checks.finish()
     assert "s3cr3t" not in check.detail
+
+
+def test_a_long_error_is_redacted_before_it_is_cut() -> None:
+    # The cut at 200 characters falls inside the password.
+    error = ConnectionError("x" * 160 + " http://monitor:supersecretpassword@host/")
+    assert "supers" not in first_line(error)

@@ -10,7 +10,7 @@ import pytest
 from exporter.config import Config
 from exporter.probes.base import ProbeResult
 from exporter.probes.context import ProbeContext, SharedResources
-from exporter.scheduler import ProbeRecord, Scheduler
+from exporter.scheduler import ConcurrencyLimit, ProbeRecord, Scheduler
 from tests.conftest import config_from
 from tests.kinds import ScriptedConfig, Tracker, scripted_kind
 
@@ -159,6 +159,25 @@ async def test_a_lower_limit_holds_for_runs_already_waiting(
         await scheduler.stop()
     # Three ran under the old limit; the three waiting ones went one by one.
     assert Tracker.starts == [1, 2, 3, 1, 1, 1]
+
+
+async def test_the_limit_survives_cancelled_waiters() -> None:
+    limit = ConcurrencyLimit(1)
+    entered: list[int] = []
+
+    async def hold(n: int, seconds: float) -> None:
+        async with limit:
+            entered.append(n)
+            await asyncio.sleep(seconds)
+
+    first = asyncio.create_task(hold(1, 0.05))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(hold(n, 0)) for n in (2, 3, 4)]
+    await asyncio.sleep(0)
+    waiting[0].cancel()  # cancelled while waiting: must not take a slot
+    await asyncio.gather(first, *waiting, return_exceptions=True)
+    assert entered == [1, 3, 4]
+    assert limit.active == 0
 
 
 async def test_reload_keeps_unchanged_probes_and_drops_removed(

@@ -103,3 +103,11 @@ async def test_reload_valid_then_invalid(served: Served) -> None:
     assert "readiness_config_last_reload_successful 0" in metrics
     assert "readiness_config_reload_failures_total 1" in metrics
     assert (await client.get("/-/reload")).status == 405
+
+
+async def test_reload_refuses_other_origins(served: Served) -> None:
+    _, client, _ = served
+    foreign = await client.post("/-/reload", headers={"Origin": "https://evil.example"})
+    assert foreign.status == 403
+    own = f"http://{client.server.host}:{client.server.port}"
+    assert (await client.post("/-/reload", headers={"Origin": own})).status == 200

@@ -379,9 +379,11 @@ class Checks:
 
 
 def first_line(error: BaseException | str, limit: int = 200) -> str:
-    """Short, single-line text of an error for logs and the status page."""
+    """Short, single-line, redacted text of an error for logs and people."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     # Our own errors are worded for people; a driver's type name helps.
     if isinstance(error, BaseException) and not isinstance(error, ProbeError):
         text = f"{type(error).__name__}: {text}" if text else type(error).__name__
-    return text[:limit]
+    # Redact before cutting: a cut inside `user:pass@` hides the `@` that
+    # redact() looks for.
+    return redact(text)[:limit]

@@ -113,7 +113,7 @@ class PostgresConfig(BaseProbeConfig):
     """Which server to reach, as whom, and the limits it must keep."""
 
     kind: Literal["postgres"] = "postgres"
-    dsn: str = Field(min_length=1)
+    dsn: str = Field(min_length=1, repr=False)
     password: SecretStr | None = None
     password_file: Path | None = None
     query: str = Field(default="SELECT 1", min_length=1)
