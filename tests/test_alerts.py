@@ -42,6 +42,7 @@ RUNBOOK_BASE = (
 )
 SEVERITIES = ("critical", "warning", "info")
 TIMEOUT = 60
+HEALTH = "ReadinessHealthCheckFailing"
 
 
 def tool(name: str) -> str:
@@ -115,6 +116,28 @@ def test_generator_check_notices_a_changed_threshold(tmp_path: Path) -> None:
     assert run(sys.executable, copy / "generate.py", "--check").returncode == 0
     rules = (copy / "rules" / "certificates.yml").read_text(encoding="utf-8")
     assert "/ 86400 < 21" in rules
+
+
+def test_generator_keeps_rule_files_it_did_not_generate(tmp_path: Path) -> None:
+    copy = tmp_path / "alerts"
+    shutil.copytree(ALERTS, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    own = copy / "rules" / "my-team.yml"
+    own.write_text("groups:\n- name: my-team\n  rules: []\n", encoding="utf-8")
+    # A file an earlier version generated and the thresholds no longer give.
+    retired = copy / "rules" / "retired.yml"
+    retired.write_text(
+        (copy / "rules" / "score.yml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+
+    stale = run(sys.executable, copy / "generate.py", "--check")
+    assert stale.returncode == 1
+    assert "retired.yml" in stale.stderr
+    assert "my-team.yml" not in stale.stderr
+
+    assert run(sys.executable, copy / "generate.py").returncode == 0
+    assert own.read_text(encoding="utf-8").startswith("groups:")
+    assert not retired.exists()
+    assert run(sys.executable, copy / "generate.py", "--check").returncode == 0
 
 
 def test_generator_rejects_a_misspelt_threshold(tmp_path: Path) -> None:
@@ -210,7 +233,29 @@ def test_alertmanager_groups_by_alertname_and_probe() -> None:
     config = yaml.safe_load(ALERTMANAGER.read_text(encoding="utf-8"))
     assert config["route"]["group_by"] == ["alertname", "probe"]
     by_probe = config["inhibit_rules"][0]
-    assert by_probe["equal"] == ["alertname", "probe"]
+    assert by_probe["equal"] == ["alertname", "probe", "check", "instance"]
+
+
+def _matched_names(matchers: list[str]) -> set[str]:
+    """Alert names an alertname matcher of an inhibit rule selects."""
+    names: set[str] = set()
+    for matcher in matchers:
+        found = re.fullmatch(r'alertname=~?"([^"]+)"', matcher)
+        if found:
+            names.update(found[1].split("|"))
+    return names
+
+
+def test_inhibit_rules_name_existing_alerts_on_disjoint_sides() -> None:
+    # An alert matching both sides of a rule cannot be inhibited by another
+    # alert matching both: keep sources and targets apart.
+    known = {rule["alert"] for rule in alert_rules()}
+    config = yaml.safe_load(ALERTMANAGER.read_text(encoding="utf-8"))
+    for rule in config["inhibit_rules"]:
+        sources = _matched_names(rule["source_matchers"])
+        targets = _matched_names(rule["target_matchers"])
+        assert (sources | targets) <= known
+        assert not sources & targets, rule
 
 
 def free_port() -> int:
@@ -310,6 +355,43 @@ def test_alertmanager_inhibits_warning_while_critical_fires(alertmanager: str) -
         alert(memory, "warning", instance="a:9100"),
     ]
     states = ["active", "suppressed", "active", "active", "suppressed", "active"]
+    sent += [
+        # One check's critical mutes its own warning, not another check's.
+        alert(HEALTH, "critical", probe="web", check="status_ok"),
+        alert(HEALTH, "warning", probe="web", check="status_ok"),
+        alert(HEALTH, "warning", probe="web", check="dependencies_up"),
+    ]
+    states += ["active", "suppressed", "active"]
+    expected = {
+        tuple(sorted(a["labels"].values())): state
+        for a, state in zip(sent, states, strict=True)
+    }
+    http_json(f"{alertmanager}/api/v2/alerts", sent)
+    assert wait_for_states(alertmanager, expected) == expected
+
+
+def test_alertmanager_sends_one_page_per_cause(alertmanager: str) -> None:
+    # A probe that cannot reach its target pages as ReadinessProbeDown only; a
+    # critical check's own alert mutes the generic error-rate and burn pages.
+    down = {"probe": "mongo", "instance": "exp:9102"}
+    stale = {"probe": "pg-backups", "instance": "exp:9102"}
+    sent = [
+        alert("ReadinessProbeDown", "critical", **down),
+        alert("ReadinessProbeErrorRateHigh", "critical", **down),
+        alert("ReadinessProbeErrorBudgetBurn", "critical", **down),
+        alert(HEALTH, "critical", check="reachable", **down),
+        alert("ReadinessProbeLatencyHigh", "warning", **down),
+        # The same probe name on another exporter is another target.
+        alert("ReadinessProbeErrorRateHigh", "warning", probe="mongo", instance="b"),
+        alert("ReadinessBackupTooOld", "critical", **stale),
+        alert("ReadinessProbeErrorRateHigh", "critical", **stale),
+        alert("ReadinessProbeErrorBudgetBurn", "warning", **stale),
+        # A warning is no cause to hide a page for.
+        alert("ReadinessBackupRetentionNotMet", "warning", probe="nas", instance="c"),
+        alert("ReadinessProbeErrorRateHigh", "critical", probe="nas", instance="c"),
+    ]
+    states = ["active"] + ["suppressed"] * 4 + ["active", "active"]
+    states += ["suppressed", "suppressed", "active", "active"]
     expected = {
         tuple(sorted(a["labels"].values())): state
         for a, state in zip(sent, states, strict=True)

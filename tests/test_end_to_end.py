@@ -14,7 +14,8 @@ One module-scoped stack on 127.0.0.1, all real processes:
 It proves that the exporter's series arrive in Prometheus, that the demo's
 failing checks fire the bundled alerts, that Alertmanager routes them by
 severity with their labels and annotations and inhibits a warning whose
-critical twin fires, that every Grafana panel query finds data (except an
+critical twin fires and the echoes of an unreachable probe's
+ReadinessProbeDown (which a merely failing check does not fire), that every Grafana panel query finds data (except an
 allow-list explained below), and that `promtool check metrics` accepts the
 exposition. The Debian tools are installed by `make test`: a missing one
 fails the module instead of skipping it.
@@ -109,9 +110,15 @@ EXPECTED_FIRING = (
 # pages on the critical ones only. local-mongo's `reachable` check is critical
 # and fails wherever no MongoDB listens (the demo/CI machine, see MONGO_ABSENT),
 # so both variants fire at once there. (The demo's out-of-range Modbus
-# register is a warning-level check: it only warns, there is no twin.)
+# register is a warning-level check: it only warns, there is no twin.) Both
+# are inhibited: the warning by its critical twin, and both by local-mongo's
+# ReadinessProbeDown (connect fails), the one page for that probe.
 INHIBITED_PAIR = ("ReadinessHealthCheckFailing", "local-mongo")
+UNREACHABLE = ("ReadinessProbeDown", "critical", "local-mongo")
 MONGO_PORT = 27017
+# postgres-backups answers but its critical backup_fresh check fails: its runs
+# fail with reason "check" and probe_up is 0, yet the target is not down.
+STALE_BACKUPS = "postgres-backups"
 
 
 @dataclass(frozen=True)
@@ -484,37 +491,63 @@ def test_no_alert_reaches_the_receiver_of_another_severity(stack: Stack) -> None
     assert {a["labels"]["severity"] for a in stack.sink.alerts(ticket)} == {"warning"}
 
 
-def test_warning_with_firing_critical_twin_is_inhibited(stack: Stack) -> None:
+def _skip_if_mongo_answers() -> None:
     if _port_open(MONGO_PORT):
         pytest.skip(
-            f"a MongoDB answers on 127.0.0.1:{MONGO_PORT}: local-mongo's reachable"
-            f" check passes, so {INHIBITED_PAIR} has no warning/critical pair"
+            f"a MongoDB answers on 127.0.0.1:{MONGO_PORT}: local-mongo reaches its"
+            " target, so it is neither down nor failing its reachable check"
         )
-    alertname, probe = INHIBITED_PAIR
-    pager = _receiver_path(stack.alertmanager_config, "critical")
-    ticket = _receiver_path(stack.alertmanager_config, "warning")
 
-    def suppressed_warning() -> JSON | None:
-        for alert in stack.alertmanager.alerts(
-            alertname=alertname, probe=probe, severity="warning"
-        ):
-            if (
-                alert["status"]["state"] == "suppressed"
-                and alert["status"]["inhibitedBy"]
-            ):
-                found: JSON = alert
-                return found
-        return None
 
-    wait_for(
-        suppressed_warning, PROPAGATION_WAIT, f"{INHIBITED_PAIR} warning inhibited"
+def _stale_backups_fail_on_a_check(prometheus: Prometheus) -> bool:
+    """postgres-backups is damped down, its last run failing on a check."""
+    probe = f'probe="{STALE_BACKUPS}"'
+    return bool(
+        prometheus.query(f"readiness_probe_up{{{probe}}} == 0")
+        and prometheus.query(
+            f'readiness_probe_failure_info{{{probe},reason="check"}} == 1'
+        )
     )
+
+
+def test_probe_down_fires_for_unreachable_targets_only(stack: Stack) -> None:
+    prometheus = stack.prometheus
     wait_for(
-        lambda: any(
-            _key(a) == (alertname, "critical", probe) for a in stack.sink.alerts(pager)
-        ),
+        lambda: _stale_backups_fail_on_a_check(prometheus),
         PROPAGATION_WAIT,
-        f"{INHIBITED_PAIR} critical at {pager}",
+        f"{STALE_BACKUPS} down with reason check",
+    )
+    stale = ("ReadinessBackupTooOld", "critical", STALE_BACKUPS)
+    wait_for(
+        lambda: stale in {_key(a) for a in _firing(prometheus)},
+        PROPAGATION_WAIT,
+        f"{stale} firing",
+    )
+    # Several 1 s evaluations in which a wrong ProbeDown would have fired.
+    time.sleep(INHIBITION_SETTLE)
+    keys = {_key(a) for a in prometheus.alerts()}
+    assert ("ReadinessProbeDown", "critical", STALE_BACKUPS) not in keys
+    if not _port_open(MONGO_PORT):
+        assert UNREACHABLE in {_key(a) for a in _firing(prometheus)}
+
+
+def _suppressed(stack: Stack, alertname: str, probe: str, severity: str) -> bool:
+    return any(
+        alert["status"]["state"] == "suppressed" and alert["status"]["inhibitedBy"]
+        for alert in stack.alertmanager.alerts(
+            alertname=alertname, probe=probe, severity=severity
+        )
+    )
+
+
+def test_warning_with_firing_critical_twin_is_inhibited(stack: Stack) -> None:
+    _skip_if_mongo_answers()
+    alertname, probe = INHIBITED_PAIR
+    ticket = _receiver_path(stack.alertmanager_config, "warning")
+    wait_for(
+        lambda: _suppressed(stack, alertname, probe, "warning"),
+        PROPAGATION_WAIT,
+        f"{INHIBITED_PAIR} warning inhibited",
     )
     time.sleep(INHIBITION_SETTLE)
     twins = _warnings_with_critical_twin(_firing(stack.prometheus))
@@ -524,6 +557,26 @@ def test_warning_with_firing_critical_twin_is_inhibited(stack: Stack) -> None:
         a for a in stack.sink.alerts(ticket) if _twin_labels(a["labels"]) in inhibited
     ]
     assert not leaked, f"warnings delivered despite a firing critical twin: {leaked}"
+
+
+def test_unreachable_target_pages_once_as_probe_down(stack: Stack) -> None:
+    _skip_if_mongo_answers()
+    alertname, probe = INHIBITED_PAIR
+    pager = _receiver_path(stack.alertmanager_config, "critical")
+    wait_for(
+        lambda: UNREACHABLE in {_key(a) for a in stack.sink.alerts(pager)},
+        PROPAGATION_WAIT,
+        f"{UNREACHABLE} at {pager}",
+    )
+    # The critical health check says "unreachable" again: ProbeDown mutes it.
+    wait_for(
+        lambda: _suppressed(stack, alertname, probe, "critical"),
+        PROPAGATION_WAIT,
+        f"{INHIBITED_PAIR} critical inhibited by ReadinessProbeDown",
+    )
+    time.sleep(INHIBITION_SETTLE)
+    delivered = {_key(a) for a in stack.sink.alerts(pager)}
+    assert (alertname, "critical", probe) not in delivered
 
 
 # --- dashboards -------------------------------------------------------------------
