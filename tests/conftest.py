@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -66,3 +67,10 @@ def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
     path = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(path))
     return path
+
+
+def demo_environment() -> dict[str, str]:
+    """The environment for a demo on free ports (see exporter/demo)."""
+    from exporter.demo.__main__ import DEMO_PORTS
+
+    return {**os.environ, **{name: str(free_port()) for name in DEMO_PORTS}}

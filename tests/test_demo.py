@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import free_port
+from tests.conftest import demo_environment, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +47,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # Free ports for the estate: a `make run` may hold the defaults.
+        env={**demo_environment(), "PYTHONPATH": str(ROOT)},
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import os
 import signal
 import socket
 import sys
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import demo_environment
 from tests.dashboards import dashboard_files, metric_names, panel_queries
 from tests.servers.monitoring import (
     ALERTMANAGER,
@@ -64,9 +64,6 @@ RULES_DIR = ROOT / "alerts" / "rules"
 ALERTMANAGER_CONFIG = ROOT / "alerts" / "alertmanager.yml"
 JOB = "readiness"
 
-# The demo estate listens on fixed ports; tests/test_demo.py may hold them.
-DEMO_PORTS = (18080, 18081, 18082, 18443, 15020)
-DEMO_PORTS_WAIT = 90.0
 DEMO_READY_WAIT = 60.0
 # Bounded waits for things that take a few scrape/evaluation/group intervals.
 PROPAGATION_WAIT = 30.0
@@ -219,19 +216,14 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _wait_for_demo_ports(deadline: float) -> None:
-    """Until no fixed demo port is taken (another demo, e.g. test_demo.py)."""
-    while busy := [p for p in DEMO_PORTS if _port_open(p)]:
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"demo ports {busy} stayed busy for {DEMO_PORTS_WAIT:.0f}s;"
-                " is another demo (make run, tests/test_demo.py) running?"
-            )
-        time.sleep(0.5)
-
-
-def _spawn_demo(workdir: Path, port: int, attempt: int) -> ManagedProcess:
-    return ManagedProcess.spawn(
+def _start_demo(workdir: Path) -> tuple[ManagedProcess, str]:
+    """The demo from a copy of config/demo.yml, its estate on free ports."""
+    (workdir / "config").mkdir(parents=True)
+    (workdir / "config" / "demo.yml").write_text(
+        (ROOT / "config" / "demo.yml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    port = free_port()
+    demo = ManagedProcess.spawn(
         "exporter demo",
         [
             sys.executable,
@@ -240,37 +232,13 @@ def _spawn_demo(workdir: Path, port: int, attempt: int) -> ManagedProcess:
             "--web.listen-address",
             f"127.0.0.1:{port}",
         ],
-        workdir / f"demo-{attempt}.log",
+        workdir / "demo.log",
         cwd=workdir,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**demo_environment(), "PYTHONPATH": str(ROOT)},
     )
-
-
-def _start_demo(workdir: Path) -> tuple[ManagedProcess, str]:
-    """The demo from a copy of config/demo.yml; retried while its ports race."""
-    (workdir / "config").mkdir(parents=True)
-    (workdir / "config" / "demo.yml").write_text(
-        (ROOT / "config" / "demo.yml").read_text(encoding="utf-8"), encoding="utf-8"
-    )
-    deadline = time.monotonic() + DEMO_PORTS_WAIT
-    attempt = 0
-    while True:
-        attempt += 1
-        _wait_for_demo_ports(deadline)
-        port = free_port()
-        demo = _spawn_demo(workdir, port, attempt)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            demo.wait_ready(f"{url}/-/ready", timeout=DEMO_READY_WAIT)
-            return demo, url
-        except AssertionError:
-            died = not demo.running()
-            demo.stop(signal.SIGINT)
-            # Died while a fixed port is taken: another demo bound it between
-            # our check and our bind. Wait for it again; anything else fails.
-            raced = died and any(_port_open(p) for p in DEMO_PORTS)
-            if not raced or time.monotonic() > deadline:
-                raise
+    url = f"http://127.0.0.1:{port}"
+    demo.wait_ready(f"{url}/-/ready", timeout=DEMO_READY_WAIT)
+    return demo, url
 
 
 def _require_tools() -> None:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -22,12 +23,39 @@ from exporter.server import Daemon, serve
 logger = logging.getLogger("exporter.demo")
 
 
+# The estate's ports. Each may be moved with its environment variable, which
+# config/demo.yml reads too (`${DEMO_API_PORT:-18080}`), so two demos (or a
+# demo and the test suite) can run side by side.
+DEMO_PORTS = {
+    "DEMO_API_PORT": 18080,
+    "DEMO_FRONTEND_PORT": 18081,
+    "DEMO_WORKERS_PORT": 18082,
+    "DEMO_HTTPS_PORT": 18443,
+    "DEMO_MODBUS_PORT": 15020,
+}
+
+
+def demo_ports() -> dict[str, int]:
+    """The ports to use, published in the environment for the config."""
+    ports = {name: int(os.environ.get(name, port)) for name, port in DEMO_PORTS.items()}
+    os.environ.update({name: str(port) for name, port in ports.items()})
+    return ports
+
+
 async def _main(config_path: Path, workdir: Path, listen: str) -> int:
+    ports = demo_ports()
     async with contextlib.AsyncExitStack() as stack:
         # Each piece of the estate registers its own shutdown on the stack.
-        pieces = (demo_web, demo_workers, demo_backups, demo_modbus)
-        for start in (piece.start for piece in pieces):
-            await start(stack, workdir)
+        await demo_web.start(
+            stack,
+            workdir,
+            api_port=ports["DEMO_API_PORT"],
+            frontend_port=ports["DEMO_FRONTEND_PORT"],
+            https_port=ports["DEMO_HTTPS_PORT"],
+        )
+        await demo_workers.start(stack, workdir, port=ports["DEMO_WORKERS_PORT"])
+        await demo_modbus.start(stack, workdir, port=ports["DEMO_MODBUS_PORT"])
+        await demo_backups.start(stack, workdir)
         try:
             config = load_config(config_path)
         except ConfigError as error:

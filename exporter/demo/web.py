@@ -109,13 +109,19 @@ async def _serve(
 
 
 async def start(
-    stack: contextlib.AsyncExitStack, workdir: Path, host: str = "127.0.0.1"
+    stack: contextlib.AsyncExitStack,
+    workdir: Path,
+    host: str = "127.0.0.1",
+    *,
+    api_port: int = 18080,
+    frontend_port: int = 18081,
+    https_port: int = 18443,
 ) -> None:
-    """API on 18080, frontend (no security headers) on 18081, HTTPS on 18443."""
-    await _serve(stack, _api(secure_headers=True), host, 18080)
-    await _serve(stack, _api(secure_headers=False), host, 18081)
+    """The API, the frontend (no security headers) and the HTTPS endpoint."""
+    await _serve(stack, _api(secure_headers=True), host, api_port)
+    await _serve(stack, _api(secure_headers=False), host, frontend_port)
     cert, key = write_self_signed(workdir / "tls", days=20)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key)
-    await _serve(stack, _api(secure_headers=True), host, 18443, context)
+    await _serve(stack, _api(secure_headers=True), host, https_port, context)
