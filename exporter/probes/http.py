@@ -15,6 +15,7 @@ import re
 import ssl
 import time
 from collections import deque
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,10 +48,10 @@ from exporter.probes.httpclient import (
     http_url,
     new_session,
     read_capped,
-    read_secret_file,
     request_budget,
     ssl_setting,
 )
+from exporter.probes.secrets import read_secret_file
 from exporter.redact import redact
 
 METRICS = (
@@ -76,6 +77,10 @@ METRICS = (
     ),
     MetricSpec("http_redirects", "Redirects followed in the last run."),
 )
+
+# As many hops as aiohttp follows by default.
+_MAX_REDIRECTS = 10
+_REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
 SecurityHeader = Literal["hsts", "x_frame_options", "x_content_type_options", "csp"]
 
@@ -222,11 +227,7 @@ class HttpConfig(BaseProbeConfig):
             raise ValueError("with path (or a preset) url must not have a ?query")
         if self.key_file is not None and self.cert_file is None:
             raise ValueError("key_file needs cert_file (the client certificate)")
-        credentials = [
-            self.basic_auth is not None,
-            self.bearer_token is not None or self.bearer_token_file is not None,
-        ]
-        if all(credentials):
+        if self.basic_auth is not None and self.has_bearer_token():
             raise ValueError("use either basic_auth or a bearer token, not both")
         if self.bearer_token is not None and self.bearer_token_file is not None:
             raise ValueError("use either bearer_token or bearer_token_file, not both")
@@ -237,6 +238,14 @@ class HttpConfig(BaseProbeConfig):
                 " so url must be https:// (or set redirect_https_url)"
             )
         return self
+
+    def has_bearer_token(self) -> bool:
+        """Whether a token is configured; an empty inline one counts as none."""
+        inline = self.bearer_token is not None and self.bearer_token.get_secret_value()
+        return bool(inline) or self.bearer_token_file is not None
+
+    def has_credentials(self) -> bool:
+        return self.basic_auth is not None or self.has_bearer_token()
 
     def target(self) -> str:
         """The URL requested: `url`, plus `path` when one is set."""
@@ -301,16 +310,8 @@ class LatencyWindow:
 # --- the request --------------------------------------------------------------
 
 
-async def _request_headers(config: HttpConfig) -> dict[str, str]:
-    headers = {"Origin": verdicts.PROBE_ORIGIN} if config.cors_check else {}
-    headers.update({k: v.get_secret_value() for k, v in config.headers.items()})
-    token = await bearer_token(config.bearer_token, config.bearer_token_file)
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    return headers
-
-
-async def _basic_auth(config: HttpConfig) -> aiohttp.BasicAuth | None:
+async def _basic_auth(config: HttpConfig) -> str | None:
+    """The Authorization value for basic_auth, if set."""
     auth = config.basic_auth
     if auth is None:
         return None
@@ -320,7 +321,7 @@ async def _basic_auth(config: HttpConfig) -> aiohttp.BasicAuth | None:
         )
     else:
         password = auth.password.get_secret_value() if auth.password else ""
-    return aiohttp.BasicAuth(auth.username, password)
+    return aiohttp.encode_basic_auth(auth.username, password)
 
 
 def _decode(body: bytes, charset: str | None) -> str:
@@ -351,49 +352,142 @@ def _phase_samples(timer: PhaseTimer) -> list[Sample]:
     ]
 
 
+@dataclass(frozen=True)
+class _Request:
+    """One hop of a run: what is sent and where.
+
+    `secret` holds what the config entrusts to the target (configured
+    headers, the bearer token, basic auth); it never leaves the origin of
+    `url` in the config, so it is dropped for good at the first redirect to
+    another origin, which includes any https -> http downgrade (the scheme
+    is part of the origin). aiohttp would only strip Authorization, Cookie
+    and Proxy-Authorization, and only on some hops.
+    """
+
+    method: str
+    url: URL
+    plain: dict[str, str]
+    secret: dict[str, str]
+    data: bytes | None
+    server_name: str | None
+
+    def redirected(self, status: int, location: URL) -> _Request:
+        method, data = self.method, self.data
+        # The method rewrites browsers (and aiohttp) apply to redirects.
+        if (status == 303 and method != "HEAD") or (
+            status in (301, 302) and method == "POST"
+        ):
+            method, data = "GET", None
+        if location.origin() != self.url.origin():
+            return _Request(method, location, self.plain, {}, data, None)
+        return replace(self, method=method, url=location, data=data)
+
+
+class RedirectError(aiohttp.ClientError):
+    """A redirect the probe will not follow: too many, or off http(s)."""
+
+
+async def _first_request(config: HttpConfig) -> _Request:
+    plain = {"Origin": verdicts.PROBE_ORIGIN} if config.cors_check else {}
+    secret = {}
+    for name, value in config.headers.items():
+        # A configured Origin is what the CORS check judges: it must stay
+        # the same on every hop, and it is no secret.
+        if name.lower() == "origin":
+            plain = {name: value.get_secret_value()}
+        else:
+            secret[name] = value.get_secret_value()
+    token = await bearer_token(config.bearer_token, config.bearer_token_file)
+    if token:
+        secret["Authorization"] = f"Bearer {token}"
+    basic = await _basic_auth(config)
+    if basic is not None:
+        secret["Authorization"] = basic
+    return _Request(
+        method=config.method,
+        url=URL(config.target()),
+        plain=plain,
+        secret=secret,
+        data=config.body.encode() if config.body is not None else None,
+        server_name=config.server_name,
+    )
+
+
+def _redirect_target(response: aiohttp.ClientResponse) -> URL | None:
+    """Where a 3xx reply sends the client, or None if it is a final reply."""
+    location = response.headers.get("Location")
+    if response.status not in _REDIRECT_STATUSES or not location:
+        return None
+    target = response.url.join(URL(location))
+    if target.scheme not in ("http", "https") or not target.host:
+        raise RedirectError(f"HTTP {response.status} redirects to a non-http(s) URL")
+    return target
+
+
+async def _reply(
+    response: aiohttp.ClientResponse, config: HttpConfig, timer: PhaseTimer, hops: int
+) -> verdicts.Reply:
+    started = time.perf_counter()
+    body, cut = await read_capped(response, config.max_body_bytes)
+    timer.seconds["transfer"] = time.perf_counter() - started
+    # A cut body that was streamed means max_body_bytes + 1 bytes were
+    # read; one cut by its declared length was not read at all.
+    read = len(body) + 1 if cut and body else len(body)
+    return verdicts.Reply(
+        status=response.status,
+        headers=response.headers,
+        scheme=response.url.scheme,
+        redirects=hops,
+        content_length=response.content_length,
+        body=body,
+        read=read,
+        cut=cut,
+        text=_decode(body, response.charset),
+    )
+
+
+def _remaining(deadline: float) -> float:
+    """Seconds left before *deadline*; a spent budget is a timeout of ours
+    (aiohttp reads a total of zero or less as no timeout at all)."""
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        raise TimeoutError
+    return remaining
+
+
 async def _fetch(
     session: aiohttp.ClientSession,
     config: HttpConfig,
     timer: PhaseTimer,
     deadline: float,
 ) -> verdicts.Reply:
-    headers = await _request_headers(config)
-    auth = await _basic_auth(config)
+    """The final reply, following redirects here rather than in aiohttp, so
+    that the configured secrets stay with the configured origin."""
+    request = await _first_request(config)
     tls = ssl_setting(
         ca_file=config.ca_file,
         cert_file=config.cert_file,
         key_file=config.key_file,
         insecure_skip_verify=config.insecure_skip_verify,
     )
-    async with session.request(
-        config.method,
-        config.target(),
-        headers=headers,
-        data=config.body.encode() if config.body is not None else None,
-        auth=auth,
-        allow_redirects=config.follow_redirects,
-        ssl=tls,
-        server_hostname=config.server_name,
-        timeout=aiohttp.ClientTimeout(total=deadline - time.perf_counter()),
-        trace_request_ctx=timer,
-    ) as response:
-        started = time.perf_counter()
-        body, cut = await read_capped(response, config.max_body_bytes)
-        timer.seconds["transfer"] = time.perf_counter() - started
-        # A cut body that was streamed means max_body_bytes + 1 bytes were
-        # read; one cut by its declared length was not read at all.
-        read = len(body) + 1 if cut and body else len(body)
-        return verdicts.Reply(
-            status=response.status,
-            headers=response.headers,
-            scheme=response.url.scheme,
-            redirects=len(response.history),
-            content_length=response.content_length,
-            body=body,
-            read=read,
-            cut=cut,
-            text=_decode(body, response.charset),
-        )
+    for hops in range(_MAX_REDIRECTS + 1):
+        async with session.request(
+            request.method,
+            request.url,
+            headers={**request.plain, **request.secret},
+            data=request.data,
+            allow_redirects=False,
+            ssl=tls,
+            server_hostname=request.server_name,
+            timeout=aiohttp.ClientTimeout(total=_remaining(deadline)),
+            trace_request_ctx=timer,
+        ) as response:
+            target = _redirect_target(response) if config.follow_redirects else None
+            if target is None:
+                return await _reply(response, config, timer, hops)
+            status = response.status
+        request = request.redirected(status, target)
+    raise RedirectError(f"more than {_MAX_REDIRECTS} redirects")
 
 
 def _origin(config: HttpConfig) -> str:
@@ -446,13 +540,8 @@ def _samples(
 
 
 def _auth_refused(config: HttpConfig, status: int) -> bool:
-    has_credentials = (
-        config.basic_auth is not None
-        or config.bearer_token is not None
-        or config.bearer_token_file is not None
-    )
     return (
-        has_credentials
+        config.has_credentials()
         and status in (401, 403)
         and not verdicts.status_allowed(status, config.valid_status_codes)
     )

@@ -34,7 +34,6 @@ __all__ = [
     "http_url",
     "new_session",
     "read_capped",
-    "read_secret_file",
     "request_budget",
     "ssl_setting",
 ]
@@ -114,10 +113,16 @@ def ssl_setting(
 
 
 async def bearer_token(token: SecretStr | None, token_file: Path | None) -> str | None:
-    """The token given inline or read (again, for rotation) from its file."""
+    """The token given inline or read (again, for rotation) from its file.
+
+    An empty inline token (`bearer_token: ${VAR:-}`) counts as none, as an
+    empty password does; an empty file is a config error of the target.
+    """
     if token_file is not None:
         return await read_secret_file(token_file, "bearer_token_file")
-    return token.get_secret_value() if token is not None else None
+    if token is not None and token.get_secret_value():
+        return token.get_secret_value()
+    return None
 
 
 # --- phase timing and the session ----------------------------------------------

@@ -19,10 +19,11 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
 from exporter.config import ConfigError, parse_config
-from exporter.probes import config_adapter
+from exporter.probes import config_adapter, http as http_probe, httpclient
 from exporter.probes.base import ProbeResult, Reason
 from exporter.probes.context import ProbeContext, SharedResources
 from exporter.probes.http import HttpConfig
+from exporter.probes.httpclient import SESSION_KEY, PhaseTimer, new_session
 from exporter.runner import run_probe
 from tests.conftest import free_port
 
@@ -441,6 +442,141 @@ async def test_redirects_are_followed_and_counted(
     assert checks_of(kept)["status_ok"] is False
 
 
+@dataclass
+class Recorder:
+    """A second service that answers 200 and keeps the headers it got."""
+
+    seen: list[dict[str, str]] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.seen.append(dict(request.headers))
+        return web.Response(text="ok")
+
+
+async def recorder_at(aiohttp_server: AiohttpServer) -> tuple[Recorder, str]:
+    recorder = Recorder()
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", recorder.handle)
+    server = await aiohttp_server(app)
+    return recorder, f"http://127.0.0.1:{server.port}"
+
+
+async def redirector_to(
+    aiohttp_server: AiohttpServer, target: str, **server_args: Any
+) -> tuple[Recorder, int]:
+    """A service whose /away redirects to *target* and /here to its own /end."""
+    recorder = Recorder()
+
+    async def away(request: web.Request) -> web.Response:
+        recorder.seen.append(dict(request.headers))
+        raise web.HTTPFound(target)
+
+    async def here(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect("/end")
+
+    app = web.Application()
+    app.router.add_get("/away", away)
+    app.router.add_get("/here", here)
+    app.router.add_get("/end", recorder.handle)
+    server = await aiohttp_server(app, **server_args)
+    assert server.port is not None
+    return recorder, server.port
+
+
+SECRET_FIELDS: dict[str, dict[str, Any]] = {
+    "headers": {"headers": {"X-API-Key": "k3y"}},
+    "bearer_token": {"bearer_token": "t0ken"},
+    "basic_auth": {"basic_auth": {"username": "ops", "password": "pa55"}},
+}
+
+
+def carries_secret(headers: dict[str, str]) -> bool:
+    return "X-API-Key" in headers or "Authorization" in headers
+
+
+@pytest.mark.parametrize("secret", SECRET_FIELDS)
+async def test_secrets_do_not_follow_a_redirect_to_another_origin(
+    secret: str, aiohttp_server: AiohttpServer, shared: SharedResources
+) -> None:
+    other, other_base = await recorder_at(aiohttp_server)
+    first, port = await redirector_to(aiohttp_server, f"{other_base}/landing")
+    result = await run(
+        shared,
+        url=f"http://127.0.0.1:{port}/away",
+        security_headers=False,
+        **SECRET_FIELDS[secret],
+    )
+    assert result.success, result.error
+    assert sample(result, "http_redirects") == 1
+    assert carries_secret(first.seen[-1]), "the configured origin gets them"
+    assert not carries_secret(other.seen[-1]), other.seen[-1]
+
+
+async def test_secrets_follow_a_redirect_within_the_origin(
+    aiohttp_server: AiohttpServer, shared: SharedResources
+) -> None:
+    recorder, port = await redirector_to(aiohttp_server, "/unused")
+    result = await run(
+        shared,
+        url=f"http://127.0.0.1:{port}/here",
+        security_headers=False,
+        headers={"X-API-Key": "k3y"},
+        bearer_token="t0ken",
+    )
+    assert result.success, result.error
+    assert recorder.seen[-1]["X-API-Key"] == "k3y"
+    assert recorder.seen[-1]["Authorization"] == "Bearer t0ken"
+
+
+async def test_secrets_do_not_follow_a_downgrade_to_plain_http(
+    ca: trustme.CA,
+    tmp_path: Path,
+    aiohttp_server: AiohttpServer,
+    shared: SharedResources,
+) -> None:
+    plain, plain_base = await recorder_at(aiohttp_server)
+    secure, port = await redirector_to(
+        aiohttp_server, f"{plain_base}/landing", ssl=_server_tls(ca)
+    )
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(ca_file)
+    result = await run(
+        shared,
+        url=f"https://127.0.0.1:{port}/away",
+        ca_file=str(ca_file),
+        security_headers=False,
+        headers={"X-API-Key": "k3y"},
+    )
+    assert result.success, result.error
+    assert secure.seen[-1]["X-API-Key"] == "k3y"
+    assert "X-API-Key" not in plain.seen[-1]
+
+
+async def test_a_redirect_loop_is_a_protocol_failure(
+    aiohttp_server: AiohttpServer, shared: SharedResources
+) -> None:
+    _, port = await redirector_to(aiohttp_server, "/away")
+    result = await run(
+        shared, url=f"http://127.0.0.1:{port}/away", headers={"X-API-Key": "k3y"}
+    )
+    assert result.reason is Reason.PROTOCOL
+    assert "more than 10 redirects" in result.error
+
+
+async def test_a_spent_budget_is_a_timeout_not_an_unbounded_request(
+    base: str, shared: SharedResources
+) -> None:
+    # aiohttp reads ClientTimeout(total<=0) as "no timeout": a run whose
+    # budget is gone must end as a timeout before sending anything.
+    config = http_config(url=f"{base}/healthy")
+    ctx = ProbeContext(config.name, shared)
+    session = ctx.shared(SESSION_KEY, new_session)
+    with pytest.raises(TimeoutError):
+        await http_probe._fetch(
+            session, config, PhaseTimer(), time.perf_counter() - 0.001
+        )
+
+
 # --- latency -----------------------------------------------------------------------------
 
 
@@ -628,6 +764,33 @@ def test_plain_http_url_never_carries_userinfo() -> None:
         path=None,
     )
     assert config.plain_http_url() == "http://api.example.com/health"
+
+
+async def test_empty_bearer_token_sends_no_authorization(
+    aiohttp_server: AiohttpServer, shared: SharedResources
+) -> None:
+    recorder, base_url = await recorder_at(aiohttp_server)
+    result = await run(
+        shared, url=f"{base_url}/", bearer_token="", security_headers=False
+    )
+    assert result.success, result.error
+    assert "Authorization" not in recorder.seen[-1]
+
+
+async def test_empty_bearer_token_file_is_a_config_error_before_any_request(
+    aiohttp_server: AiohttpServer, shared: SharedResources, tmp_path: Path
+) -> None:
+    recorder, base_url = await recorder_at(aiohttp_server)
+    token = tmp_path / "token"
+    token.write_text("\n")
+    result = await run(shared, url=f"{base_url}/", bearer_token_file=str(token))
+    assert result.reason is Reason.CONFIG
+    assert "is empty" in result.error
+    assert recorder.seen == []
+
+
+def test_httpclient_does_not_re_export_read_secret_file() -> None:
+    assert "read_secret_file" not in httpclient.__all__
 
 
 async def test_headers_are_secret_in_the_config() -> None:
