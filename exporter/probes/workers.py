@@ -214,7 +214,10 @@ class WorkersConfig(BaseProbeConfig):
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: str) -> str:
-        return http_url(url)
+        return http_url(
+            url,
+            credentials_field="bearer_token (or an Authorization header in headers)",
+        )
 
     @field_validator("headers")
     @classmethod
@@ -366,6 +369,15 @@ async def _request_headers(config: WorkersConfig) -> dict[str, str]:
     return headers
 
 
+def _remaining(deadline: float) -> float:
+    """Seconds left before *deadline*; a spent budget is a timeout of ours
+    (aiohttp reads a total of zero or less as no timeout at all)."""
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        raise TimeoutError
+    return remaining
+
+
 async def _fetch(
     session: aiohttp.ClientSession,
     config: WorkersConfig,
@@ -383,8 +395,17 @@ async def _fetch(
             url,
             headers=headers,
             ssl=tls,
-            timeout=aiohttp.ClientTimeout(total=deadline - time.perf_counter()),
+            # A redirect would carry the configured headers (API keys) to
+            # wherever it points; the status API's URL is configured, so
+            # a 3xx is a mistake to fix in `url`, not a hop to take.
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=_remaining(deadline)),
         ) as response:
+            if 300 <= response.status < 400:
+                raise ProtocolError(
+                    f"{where}: HTTP {response.status} redirect; set url to"
+                    " where the status API answers (redirects are not followed)"
+                )
             if response.status in (401, 403):
                 raise AuthError(f"{where}: HTTP {response.status}")
             if not 200 <= response.status < 300:

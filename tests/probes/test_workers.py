@@ -8,6 +8,7 @@ import contextlib
 import copy
 import socket
 import ssl
+import time
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,9 +22,10 @@ from pytest_aiohttp import AiohttpServer
 
 from exporter.config import ConfigError, parse_config
 from exporter.demo import workers as demo
-from exporter.probes import config_adapter
+from exporter.probes import config_adapter, workers as workers_probe
 from exporter.probes.base import BaseProbeConfig, ProbeError, ProbeResult, Reason
 from exporter.probes.context import ProbeContext, SharedResources
+from exporter.probes.httpclient import SESSION_KEY, new_session
 from exporter.probes.workers import WorkersConfig, plan, probe
 from exporter.probes.workers_presets import WORKER_STATES
 from exporter.runner import run_probe
@@ -567,6 +569,43 @@ async def test_50_mb_body_is_capped_with_bounded_memory(
     assert peak < 16 * MIB
 
 
+async def test_a_redirect_is_not_followed_and_names_the_endpoint(
+    api: StatusApi, base_url: str, ctx: ProbeContext, aiohttp_server: AiohttpServer
+) -> None:
+    elsewhere = StatusApi()
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", elsewhere.handle)
+    other = await aiohttp_server(app, host="127.0.0.1", port=0)
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"http://127.0.0.1:{other.port}{STATUS}")
+
+    redirecting = web.Application()
+    redirecting.router.add_get("/{tail:.*}", moved)
+    first = await aiohttp_server(redirecting, host="127.0.0.1", port=0)
+    config = pool_config(f"http://127.0.0.1:{first.port}", headers={"X-API-Key": "k3y"})
+    result = await run_probe(config, ctx)
+    assert result.reason is Reason.PROTOCOL
+    assert "endpoint status" in result.error
+    assert "HTTP 302 redirect" in result.error
+    assert elsewhere.seen_authorization == [], "the API key must not travel"
+
+
+async def test_a_spent_budget_is_a_timeout_naming_the_endpoint(
+    base_url: str, ctx: ProbeContext
+) -> None:
+    # aiohttp reads ClientTimeout(total<=0) as "no timeout": a spent budget
+    # must end the run as our own timeout, not as an unbounded request.
+    config = pool_config(base_url)
+    session = ctx.shared(SESSION_KEY, new_session)
+    with pytest.raises(ProbeError) as caught:
+        await workers_probe._fetch(
+            session, config, "status", {}, time.perf_counter() - 0.001
+        )
+    assert caught.value.instance_reason is Reason.TIMEOUT
+    assert "endpoint status" in str(caught.value)
+
+
 def unused_port() -> int:
     """A port nothing listens on (bound, then released)."""
     with socket.socket() as sock:
@@ -629,6 +668,19 @@ def test_bad_json_path_is_named_in_the_config_error() -> None:
     assert "probe 'pool'" in message
     assert "mappings.workers.items" in message
     assert "invalid JSON path" in message
+
+
+def test_credentials_in_the_url_are_a_config_error_naming_bearer_token() -> None:
+    message = config_errors(
+        """
+  - kind: workers
+    name: pool
+    url: http://ops:pa55word@127.0.0.1:3001
+    endpoints: {status: /status}
+"""
+    )
+    assert "set bearer_token" in message
+    assert "pa55word" not in message
 
 
 def test_unknown_preset_lists_the_known_ones() -> None:
