@@ -29,6 +29,7 @@ from exporter.probes.base import (
     Severity,
 )
 from exporter.probes.context import ProbeContext
+from exporter.probes.httpclient import request_budget
 from exporter.probes.tlsclient import client_context
 
 METRICS = (
@@ -103,17 +104,24 @@ def _tls_context(config: TcpConfig) -> ssl.SSLContext | None:
 _LOOKBACK_CHARS = 1024
 
 
+class _Reply:
+    """What the peer sent so far, kept outside the read so that a read cut
+    short by the deadline can still say what arrived."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+
 async def _read_until(
-    reader: asyncio.StreamReader, pattern: re.Pattern[str], limit: int
-) -> tuple[bool, str]:
-    """Read until *pattern* matches, EOF, or *limit* bytes.
+    reader: asyncio.StreamReader, pattern: re.Pattern[str], limit: int, reply: _Reply
+) -> bool:
+    """Read into *reply* until *pattern* matches, EOF, or *limit* bytes.
 
     Each chunk is decoded once and searched only near its end, with a full
     search whenever the text doubled, so a server dripping one byte at a
     time costs linear, not quadratic, work.
     """
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    text = ""
     received = 0
     searched_in_full = 0
     while received < limit:
@@ -121,14 +129,52 @@ async def _read_until(
         if not chunk:
             break
         received += len(chunk)
-        start = max(0, len(text) - _LOOKBACK_CHARS)
-        text += decoder.decode(chunk)
-        if len(text) >= 2 * searched_in_full:
-            start, searched_in_full = 0, len(text)
-        if pattern.search(text, start):
-            return True, text
-    text += decoder.decode(b"", final=True)
-    return pattern.search(text) is not None, text
+        start = max(0, len(reply.text) - _LOOKBACK_CHARS)
+        reply.text += decoder.decode(chunk)
+        if len(reply.text) >= 2 * searched_in_full:
+            start, searched_in_full = 0, len(reply.text)
+        if pattern.search(reply.text, start):
+            return True
+    reply.text += decoder.decode(b"", final=True)
+    return pattern.search(reply.text) is not None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:80] if text.strip() else ""
+
+
+async def _judge_reply(
+    config: TcpConfig,
+    expect: str,
+    reader: asyncio.StreamReader,
+    checks: Checks,
+    deadline: float,
+) -> None:
+    """`expect_matched`, decided before the runner's timeout: a peer that
+    keeps the connection open after a wrong reply must not turn the run
+    into a timeout that hides what it said."""
+    reply = _Reply()
+    pattern = re.compile(expect)
+    try:
+        async with asyncio.timeout_at(_loop_time(deadline)):
+            matched = await _read_until(reader, pattern, config.max_read_bytes, reply)
+    except TimeoutError:
+        if not reply.text:
+            raise  # a silent peer: the run is a timeout, as the runner says
+        budget = request_budget(config.timeout)
+        checks.record(
+            "expect_matched",
+            False,
+            f"no match within {budget:g}s; got {_first_line(reply.text)!r}",
+        )
+        return
+    detail = "reply matched" if matched else f"got {_first_line(reply.text)!r}"
+    checks.record("expect_matched", matched, detail)
+
+
+def _loop_time(deadline: float) -> float:
+    """*deadline* (a perf_counter reading) on the event loop's clock."""
+    return asyncio.get_running_loop().time() + (deadline - time.perf_counter())
 
 
 async def probe(config: TcpConfig, ctx: ProbeContext) -> ProbeResult:
@@ -151,15 +197,8 @@ async def probe(config: TcpConfig, ctx: ProbeContext) -> ProbeResult:
             writer.write((line if line.endswith("\n") else line + "\n").encode())
             await writer.drain()
         if config.expect is not None:
-            matched, received = await _read_until(
-                reader, re.compile(config.expect), config.max_read_bytes
-            )
-            shown = received.strip().splitlines()[0][:80] if received.strip() else ""
-            checks.record(
-                "expect_matched",
-                matched,
-                f"got {shown!r}" if not matched else "reply matched",
-            )
+            deadline = started + request_budget(config.timeout)
+            await _judge_reply(config, config.expect, reader, checks, deadline)
     finally:
         writer.close()
         # A peer that never finishes the close must not hold the run.
