@@ -114,7 +114,7 @@ class MongodbConfig(BaseProbeConfig):
     """Where the server is, how to log in, and what counts as ready."""
 
     kind: Literal["mongodb"] = "mongodb"
-    uri: str = Field(min_length=1)
+    uri: str = Field(min_length=1, repr=False)
     password: SecretStr | None = None
     password_file: Path | None = None
     expect_auth: bool = False
@@ -273,11 +273,6 @@ class MongoState:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    async def close_now(self) -> None:
-        clients, self.clients = self.clients, None
-        if clients is not None:
-            await _close(clients)
-
     async def aclose(self) -> None:
         self.retire()
         if self._closing:
@@ -403,10 +398,11 @@ async def probe(config: MongodbConfig, ctx: ProbeContext) -> ProbeResult:
         result = await _run(config, state)
         completed = True
     finally:
-        if not completed:
+        # fresh_connection closes in the background too: close() sends
+        # endSessions and may take up to its budget per client, which would
+        # push a good run past its timeout.
+        if config.fresh_connection or not completed:
             state.retire()
-    if config.fresh_connection:
-        await state.close_now()
     return result
 
 

@@ -113,6 +113,23 @@ async def test_fresh_connection_closes_the_client_every_run(
         assert ctx.state(MongoState).clients is None
 
 
+async def test_fresh_connection_closes_in_the_background(
+    mongo: MockMongo, ctx: ProbeContext
+) -> None:
+    # A server that never answers endSessions makes every close() wait out
+    # its budget (1 s a client): a run with fresh_connection must not.
+    mongo.server.autoresponds(lambda r: r.command_name == "endSessions")
+    config = make_config(uri=mongo.uri(), fresh_connection=True, timeout=1.0)
+    result = await run_probe(config, ctx)
+    assert result.success, result.error
+    assert ctx.state(MongoState).clients is None
+
+
+def test_uri_is_not_in_the_repr() -> None:
+    config = make_config(uri="mongodb://ops:pa55word@127.0.0.1:27017/")
+    assert "pa55word" not in repr(config)
+
+
 async def test_connections_over_the_ratio_fail_the_warning(
     mongo: MockMongo, ctx: ProbeContext
 ) -> None:
