@@ -18,7 +18,7 @@ this module is the kind: config, metrics, plan and the run.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from redis.exceptions import RedisError
@@ -125,6 +125,19 @@ class RedisConfig(BaseProbeConfig):
     fresh_connection: bool = False
     bullmq: redis_bullmq.BullmqConfig | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _bullmq_needs_noeviction(cls, data: Any) -> Any:
+        # allkeys-lru, the default for a cache, would evict BullMQ's jobs;
+        # with bullmq set, the default becomes the policy BullMQ requires.
+        if (
+            isinstance(data, dict)
+            and data.get("bullmq") is not None
+            and "eviction_policy" not in data
+        ):
+            return {**data, "eviction_policy": "noeviction"}
+        return data
+
     @field_validator("url")
     @classmethod
     def _url_parses(cls, url: str) -> str:
@@ -147,6 +160,15 @@ class RedisConfig(BaseProbeConfig):
             raise ValueError(
                 "ca_file and insecure_skip_verify apply to TLS only;"
                 " use a rediss:// url"
+            )
+        if self.bullmq is not None and self.eviction_policy not in (
+            None,
+            "noeviction",
+        ):
+            raise ValueError(
+                f"eviction_policy {self.eviction_policy} evicts BullMQ's jobs;"
+                " with bullmq, leave eviction_policy out (noeviction is then"
+                " checked by bullmq_eviction_policy)"
             )
         if self.memory_warning_ratio > self.memory_critical_ratio:
             raise ValueError(
@@ -182,7 +204,8 @@ def plan(config: RedisConfig) -> list[CheckSpec]:
             "maxmemory is set, and at most maxmemory_max when configured.",
         )
     )
-    if config.eviction_policy is not None:
+    # With bullmq, bullmq_eviction_policy checks the one policy allowed.
+    if config.eviction_policy is not None and config.bullmq is None:
         specs.append(
             CheckSpec(
                 "eviction_policy",

@@ -234,7 +234,7 @@ def judge_maxmemory(checks: Checks, config: RedisConfig, facts: ServerFacts) -> 
 
 
 def judge_policy(checks: Checks, config: RedisConfig, facts: ServerFacts) -> None:
-    if config.eviction_policy is not None:
+    if checks.planned("eviction_policy"):
         checks.record(
             "eviction_policy",
             facts.policy == config.eviction_policy,

@@ -22,7 +22,7 @@ from exporter.config import ConfigError, parse_config
 from exporter.probes import config_adapter
 from exporter.probes.base import ProbeResult, Reason
 from exporter.probes.context import ProbeContext, SharedResources
-from exporter.probes.redis import RedisConfig
+from exporter.probes.redis import RedisConfig, plan
 from exporter.probes.redis_conn import CLIENT_NAME
 from exporter.runner import run_probe
 from tests.conftest import StartServer, free_port
@@ -715,6 +715,14 @@ def test_maxmemory_max_sizes_are_powers_of_1024(written: object, size: int) -> N
             },
             "more than once",
         ),
+        (
+            {
+                "url": "redis://h:6379",
+                "eviction_policy": "allkeys-lru",
+                "bullmq": {"queues": [{"name": "a"}]},
+            },
+            "eviction_policy allkeys-lru evicts BullMQ's jobs",
+        ),
     ],
 )
 def test_bad_config_says_what_is_wrong(fields: dict[str, Any], message: str) -> None:
@@ -727,6 +735,21 @@ def test_bad_config_says_what_is_wrong(fields: dict[str, Any], message: str) -> 
 
     assert message in str(raised.value)
     assert PASSWORD not in str(raised.value)
+
+
+def test_bullmq_defaults_the_eviction_policy_to_noeviction() -> None:
+    plain = redis_config("redis://h:6379")
+    queued = redis_config("redis://h:6379", bullmq={"queues": [{"name": "pdf"}]})
+    unchecked = redis_config(
+        "redis://h:6379", eviction_policy=None, bullmq={"queues": [{"name": "a"}]}
+    )
+    assert plain.eviction_policy == "allkeys-lru"
+    assert queued.eviction_policy == "noeviction"
+    assert unchecked.eviction_policy is None
+    # One check of the policy, not two that say the same.
+    names = [spec.name for spec in plan(queued)]
+    assert "bullmq_eviction_policy" in names
+    assert "eviction_policy" not in names
 
 
 def test_example_config_entry_parses() -> None:
