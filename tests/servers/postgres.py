@@ -141,6 +141,11 @@ class PostgresCluster:
                 f"pg_ctl {' '.join(args)} failed: {completed.stderr}\n{log[-2000:]}"
             )
 
+    def _postmaster_may_run(self) -> bool:
+        # A `pg_ctl start` that timed out (or was interrupted) can leave the
+        # postmaster up without `running` set; its pid file gives it away.
+        return (self.data_dir / "postmaster.pid").exists()
+
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
         self._pg_ctl("-l", str(self.log_file), "-w", "-t", "60", "start")
@@ -154,7 +159,7 @@ class PostgresCluster:
     def destroy(self) -> None:
         """Stop if running and delete every file of the cluster."""
         try:
-            if self.running:
+            if self.running or self._postmaster_may_run():
                 self.stop("immediate")
         finally:
             shutil.rmtree(self.base_dir, ignore_errors=True)
