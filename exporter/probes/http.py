@@ -48,6 +48,7 @@ from exporter.probes.httpclient import (
     http_url,
     new_session,
     read_capped,
+    remaining_budget,
     request_budget,
     ssl_setting,
 )
@@ -446,15 +447,6 @@ async def _reply(
     )
 
 
-def _remaining(deadline: float) -> float:
-    """Seconds left before *deadline*; a spent budget is a timeout of ours
-    (aiohttp reads a total of zero or less as no timeout at all)."""
-    remaining = deadline - time.perf_counter()
-    if remaining <= 0:
-        raise TimeoutError
-    return remaining
-
-
 async def _fetch(
     session: aiohttp.ClientSession,
     config: HttpConfig,
@@ -479,7 +471,7 @@ async def _fetch(
             allow_redirects=False,
             ssl=tls,
             server_hostname=request.server_name,
-            timeout=aiohttp.ClientTimeout(total=_remaining(deadline)),
+            timeout=aiohttp.ClientTimeout(total=remaining_budget(deadline)),
             trace_request_ctx=timer,
         ) as response:
             target = _redirect_target(response) if config.follow_redirects else None

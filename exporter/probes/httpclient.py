@@ -34,6 +34,7 @@ __all__ = [
     "http_url",
     "new_session",
     "read_capped",
+    "remaining_budget",
     "request_budget",
     "ssl_setting",
 ]
@@ -231,3 +232,15 @@ async def read_capped(
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)[:limit], size > limit
+
+
+def remaining_budget(deadline: float) -> float:
+    """Seconds left before *deadline* (a `time.perf_counter()` value).
+
+    A spent budget raises TimeoutError: aiohttp reads a total of zero or
+    less as no timeout at all.
+    """
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        raise TimeoutError
+    return remaining

@@ -62,6 +62,7 @@ from exporter.probes.httpclient import (
     http_url,
     new_session,
     read_capped,
+    remaining_budget,
     request_budget,
     ssl_setting,
 )
@@ -369,15 +370,6 @@ async def _request_headers(config: WorkersConfig) -> dict[str, str]:
     return headers
 
 
-def _remaining(deadline: float) -> float:
-    """Seconds left before *deadline*; a spent budget is a timeout of ours
-    (aiohttp reads a total of zero or less as no timeout at all)."""
-    remaining = deadline - time.perf_counter()
-    if remaining <= 0:
-        raise TimeoutError
-    return remaining
-
-
 async def _fetch(
     session: aiohttp.ClientSession,
     config: WorkersConfig,
@@ -399,7 +391,7 @@ async def _fetch(
             # wherever it points; the status API's URL is configured, so
             # a 3xx is a mistake to fix in `url`, not a hop to take.
             allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=_remaining(deadline)),
+            timeout=aiohttp.ClientTimeout(total=remaining_budget(deadline)),
         ) as response:
             if 300 <= response.status < 400:
                 raise ProtocolError(
