@@ -15,7 +15,7 @@ $(BIN)/.installed: pyproject.toml
 run:
 	./scripts/install-system-deps.sh run
 	$(MAKE) $(BIN)/.installed
-	$(BIN)/python -m exporter.demo
+	$(BIN)/python -m demo
 
 ## Install what the tests need (Debian packages when missing), then lint,
 ## type-check and run the whole test suite.

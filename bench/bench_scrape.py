@@ -23,7 +23,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from exporter.collector import Collector, DaemonStatus
+from exporter.metrics import DaemonStatus, MetricsRenderer
 from exporter.config import parse_config
 from exporter.probes.base import Category, Check, ProbeResult, Reason, Sample, Severity
 from exporter.scheduler import Scheduler
@@ -136,7 +136,7 @@ def main() -> None:
     logging.disable(logging.WARNING)
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     scheduler = build(n)
-    ours = Collector(scheduler, DaemonStatus(started_at=time.time()))
+    ours = MetricsRenderer(scheduler, DaemonStatus(started_at=time.time()))
     registry = CollectorRegistry()
     registry.register(PlainCollector(scheduler))
 

@@ -17,7 +17,7 @@ import yaml
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from exporter.probes import PROBES, config_adapter
+from exporter.kinds import PROBES, config_adapter
 from exporter.probes.base import BaseProbeConfig, Duration, Model
 from exporter.readiness import ScoringConfig
 
@@ -170,10 +170,19 @@ def _probe_label(index: int, raw: Any) -> str:
 
 def _unknown_checks(probe: BaseProbeConfig) -> str:
     """A sentence about overrides naming checks this probe never makes."""
-    planned = [spec.name for spec in PROBES[probe.kind].plan(probe)]
+    kind = PROBES[probe.kind]
+    planned = [spec.name for spec in kind.plan(probe)]
     unknown = sorted(set(probe.checks) - set(planned))
     if not unknown:
         return ""
+    renamed = {
+        old: row.name for row in kind.checks for old in row.formerly if old in unknown
+    }
+    if renamed:
+        return "; ".join(
+            f"check {old!r} is now {new!r} (renamed in 0.2.0)"
+            for old, new in renamed.items()
+        )
     return (
         f"{', '.join(unknown)} is not a check of this probe"
         f" (its checks: {', '.join(planned)})"

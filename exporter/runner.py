@@ -1,10 +1,13 @@
 """Run one probe once: the only place that catches broadly.
 
-Timeout, timing and exception -> one `Reason` of a closed set. A probe that
-raises costs that probe its result and nothing else. Failures are logged by
-the scheduler when a probe's state changes, not on every run. Check overrides from the
-config (category, severity, disabled checks) are applied here, once, for
-every kind.
+The runner gives the run its deadline (`ctx.deadline`), times it, enforces
+the hard timeout and turns whatever went wrong into one `Reason` of a
+closed set: a `ProbeError`'s own reason, else the kind's translation of a
+driver's exception (`translate_error` in the table of kinds), else the
+exception's class. A probe that raises costs that probe its result and
+nothing else. Failures are logged by the scheduler when a probe's state
+changes, not on every run. Check overrides from the config (category,
+severity, disabled checks) are applied here, once, for every kind.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import logging
 import ssl
 import time
 
-from exporter.probes import kind_of
+from exporter.kinds import ProbeKind, kind_of
 from exporter.probes.base import (
     BaseProbeConfig,
     Check,
@@ -25,23 +28,47 @@ from exporter.probes.base import (
     Severity,
     first_line,
 )
-from exporter.probes.context import ProbeContext
+from exporter.probes.context import Deadline, ProbeContext
 from exporter.redact import redact
 
 logger = logging.getLogger(__name__)
 
 
-def _classify(error: BaseException) -> Reason:
+def classify(error: BaseException) -> Reason:
+    """The reason of an exception no kind translated."""
     # Order matters: TimeoutError and SSLError are both OSError subclasses.
     if isinstance(error, TimeoutError):
         return Reason.TIMEOUT
-    if isinstance(error, ProbeError):
+    if isinstance(error, ProbeError) and error.instance_reason is not None:
         return error.instance_reason
     if isinstance(error, ssl.SSLError | ssl.CertificateError):
         return Reason.TLS
     if isinstance(error, OSError):
         return Reason.CONNECT
+    if isinstance(error, ProbeError):
+        return Reason.PROTOCOL
     return Reason.INTERNAL
+
+
+def explain(
+    error: BaseException, kind: ProbeKind, config: BaseProbeConfig
+) -> tuple[Reason, str]:
+    """Why a run failed: its reason and a one-line text for people.
+
+    A `ProbeError` keeps its own words; without a reason of its own it
+    takes the reason of the exception it was raised from. A driver's
+    exception is first translated by its kind.
+    """
+    text = first_line(error)
+    if isinstance(error, ProbeError):
+        if error.instance_reason is None and isinstance(error.__cause__, Exception):
+            return explain(error.__cause__, kind, config)[0], text
+        return classify(error), text
+    if isinstance(error, Exception) and kind.translate_error is not None:
+        translated = kind.translate_error(error, config)
+        if translated is not None:
+            return classify(translated), first_line(translated)
+    return classify(error), text
 
 
 def apply_overrides(
@@ -66,13 +93,13 @@ def apply_overrides(
 
 
 def _failed_plan(
-    config: BaseProbeConfig, reason: Reason, error: str
+    kind: ProbeKind, config: BaseProbeConfig, reason: Reason, error: str
 ) -> tuple[Check, ...]:
     """Every planned check, failed: the target could not be judged."""
     detail = f"not evaluated ({reason}: {error})"[:200]
     return tuple(
         Check(spec.name, False, spec.category, spec.severity, detail)
-        for spec in kind_of(config).plan(config)
+        for spec in kind.plan(config)
     )
 
 
@@ -80,19 +107,20 @@ async def run_probe(config: BaseProbeConfig, ctx: ProbeContext) -> ProbeResult:
     """Run *config*'s probe once under its timeout and judge the outcome."""
     kind = kind_of(config)
     started = time.perf_counter()
+    ctx.deadline = Deadline(config.timeout)
     try:
         async with asyncio.timeout(config.timeout):
             result = await kind.probe(config, ctx)
     except Exception as error:  # a bug in one probe must not stop the others
-        reason = _classify(error)
-        text = redact(first_line(error))
-        if reason is Reason.TIMEOUT and not isinstance(error, ProbeError):
-            # A bare timeout says nothing; a probe's own says what hung.
+        reason, text = explain(error, kind, config)
+        if reason is Reason.TIMEOUT and not str(error):
+            # A bare timeout says nothing; a probe's or driver's own says
+            # what hung.
             text = f"no answer within {config.timeout:g}s"
         if reason is Reason.INTERNAL:
             logger.exception("probe %s (%s) crashed", config.name, config.kind)
         return ProbeResult(
-            checks=apply_overrides(config, _failed_plan(config, reason, text)),
+            checks=apply_overrides(config, _failed_plan(kind, config, reason, text)),
             samples=error.samples if isinstance(error, ProbeError) else (),
             success=False,
             reason=reason,

@@ -3,7 +3,7 @@
 Each probe runs on its own interval, first at start-up (offset by a random
 share of the interval, `jitter`, so that starts spread), never twice at
 once, under one global concurrency bound. Results, counters and the damped
-up/down state are kept in a `ProbeRecord` per probe, read by the collector
+up/down state are kept in a `ProbeRecord` per probe, read by the metrics renderer
 and the status page; everything here runs on the event loop, so nothing
 needs a lock.
 """
@@ -93,8 +93,6 @@ class ProbeRecord:
     consecutive_failures: int = 0
     up: bool | None = None
     latency: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS))
-    # Rendered exposition lines per family; None when they must be rebuilt.
-    rendered: dict[str, str] | None = None
 
     def record(self, result: ProbeResult) -> None:
         """Take a new result: counters, histogram and flap damping."""
@@ -117,7 +115,6 @@ class ProbeRecord:
             not self.up and self.consecutive_successes >= self.config.success_threshold
         ):
             self.up = True
-        self.rendered = None
 
     def _log_change(self, before: ProbeResult | None, after: ProbeResult) -> None:
         """Log when a probe starts failing, fails differently, or recovers."""
@@ -149,11 +146,14 @@ class Scheduler:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._readiness: tuple[int, Readiness] | None = None
         self._started = False
-        # Called with each record after a new result (the collector renders
-        # its lines then, so a scrape only concatenates).
-        self.on_result: Callable[[ProbeRecord], object] | None = None
+        self._subscribers: list[Callable[[ProbeRecord], object]] = []
         for probe in config.probes:
             self._add(probe)
+
+    def subscribe(self, callback: Callable[[ProbeRecord], object]) -> None:
+        """Call *callback* with each record after its new result (the
+        metrics renderer renders its lines then, so a scrape only joins)."""
+        self._subscribers.append(callback)
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -243,8 +243,8 @@ class Scheduler:
         if self.records.get(record.config.name) is record:
             record.record(result)
             self.generation += 1
-            if self.on_result is not None:
-                self.on_result(record)
+            for callback in self._subscribers:
+                callback(record)
 
     async def run_all_once(self) -> None:
         """Run every probe once, concurrently (the `check` command)."""

@@ -19,13 +19,13 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from exporter.collector import Collector, DaemonStatus
 from exporter.config import Config, ConfigError, load_config
 from exporter.exposition import (
     OPENMETRICS_CONTENT_TYPE,
     PROMETHEUS_CONTENT_TYPE,
     wants_openmetrics,
 )
+from exporter.metrics import DaemonStatus, MetricsRenderer
 from exporter.scheduler import Scheduler
 from exporter.status import render_html, status_document
 
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 
 class Daemon:
-    """Scheduler, collector and reload handling for one config file."""
+    """Scheduler, metrics renderer and reload handling for one config file."""
 
     def __init__(self, config: Config) -> None:
         self.config_path: Path = config.path
@@ -41,7 +41,7 @@ class Daemon:
         self.status = DaemonStatus(
             started_at=time.time(), last_reload_success_timestamp=time.time()
         )
-        self.collector = Collector(self.scheduler, self.status)
+        self.metrics = MetricsRenderer(self.scheduler, self.status)
         self._reload_lock = asyncio.Lock()
         self._status: tuple[int, dict[str, Any]] | None = None
 
@@ -88,7 +88,7 @@ DAEMON = web.AppKey("daemon", Daemon)
 async def _metrics(request: web.Request) -> web.StreamResponse:
     daemon = request.app[DAEMON]
     openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
-    chunks = daemon.collector.chunks(openmetrics)
+    chunks = daemon.metrics.chunks(openmetrics)
     # Joining and encoding tens of megabytes happens off the event loop.
     body = await asyncio.to_thread(lambda: "".join(chunks).encode())
     response = web.Response(body=body)

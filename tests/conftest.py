@@ -70,7 +70,7 @@ def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
 
 
 def demo_environment() -> dict[str, str]:
-    """The environment for a demo on free ports (see exporter/demo)."""
-    from exporter.demo.__main__ import DEMO_PORTS
+    """The environment for a demo on free ports (see demo/)."""
+    from demo.__main__ import DEMO_PORTS
 
     return {**os.environ, **{name: str(free_port()) for name in DEMO_PORTS}}

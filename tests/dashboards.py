@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from exporter import collector
-from exporter.probes import PROBES
+from exporter import metrics
+from exporter.kinds import PROBES
 
 JSON = dict[str, Any]
 

@@ -10,12 +10,12 @@ from typing import ClassVar, Literal
 
 import pytest
 
-from exporter.probes import PROBES, ProbeKind
+from exporter.kinds import PROBES, ProbeKind
 from exporter.probes.base import (
     BaseProbeConfig,
     Category,
+    CheckDef,
     Checks,
-    CheckSpec,
     MetricSpec,
     ProbeError,
     ProbeResult,
@@ -55,11 +55,10 @@ class Tracker:
     starts: ClassVar[list[int]] = []  # runs in flight as each run started
 
 
-def plan(config: ScriptedConfig) -> list[CheckSpec]:
-    return [
-        CheckSpec("alive", Category.RELIABILITY, Severity.CRITICAL),
-        CheckSpec("tidy", Category.SECURITY, Severity.WARNING),
-    ]
+CHECKS = (
+    CheckDef("alive", Category.RELIABILITY, Severity.CRITICAL, "It is alive."),
+    CheckDef("tidy", Category.SECURITY, Severity.WARNING, "It is tidy."),
+)
 
 
 async def probe(config: ScriptedConfig, ctx: ProbeContext) -> ProbeResult:
@@ -70,7 +69,7 @@ async def probe(config: ScriptedConfig, ctx: ProbeContext) -> ProbeResult:
     try:
         if config.sleep:
             await asyncio.sleep(config.sleep)
-        checks = Checks(plan(config))
+        checks = Checks(CHECKS, config)
         b = config.behaviour
         if b == "raise":
             raise ConnectionRefusedError("refused by postgresql://app:hunter2@db/x")
@@ -101,6 +100,8 @@ def scripted_kind(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     Tracker.in_flight = Tracker.most = Tracker.runs = 0
     Tracker.starts = []
     monkeypatch.setitem(
-        PROBES, "scripted", ProbeKind(ScriptedConfig, probe, plan, METRICS)
+        PROBES,
+        "scripted",
+        ProbeKind("scripted", ScriptedConfig, probe, CHECKS, METRICS),
     )
     yield

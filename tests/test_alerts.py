@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter import collector
-from exporter.probes import PROBES
+from exporter import metrics
+from exporter.kinds import PROBES
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "alerts"

@@ -39,7 +39,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "exporter.demo",
+            "demo",
             "--web.listen-address",
             f"127.0.0.1:{port}",
         ],

@@ -2,7 +2,7 @@
 
 One module-scoped stack on 127.0.0.1, all real processes:
 
-- the exporter on the demo estate (`python -m exporter.demo`, as
+- the exporter on the demo estate (`python -m demo`, as
   tests/test_demo.py starts it), whose failing checks are known;
 - `prometheus` scraping it every second with every bundled rule file of
   alerts/rules/ loaded (copies with `for: 0s`, thresholds as shipped) and
@@ -228,7 +228,7 @@ def _start_demo(workdir: Path) -> tuple[ManagedProcess, str]:
         [
             sys.executable,
             "-m",
-            "exporter.demo",
+            "demo",
             "--web.listen-address",
             f"127.0.0.1:{port}",
         ],

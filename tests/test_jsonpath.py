@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from exporter.jsonpath import compile_path, parse_condition
+from exporter.probes.shared.jsonpath import compile_path, parse_condition
 
 DOC: dict[str, Any] = {
     "status": "healthy",

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from exporter.config import load_config
-from exporter.probes import PROBES
+from exporter.kinds import PROBES
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")

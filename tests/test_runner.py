@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from exporter.probes import PROBES
+from exporter.kinds import PROBES
 from exporter.probes.base import Category, Reason, Severity
 from exporter.probes.context import ProbeContext, SharedResources
 from exporter.probes.tcp import TcpConfig

@@ -1,25 +1,28 @@
 """The vocabulary every probe kind shares: configs, checks, samples, results.
 
-A probe module exposes a config model (a subclass of `BaseProbeConfig`), a
-`METRICS` table of the kind-specific series it may emit, `plan(config)`, the
-checks a run of that config yields, and `async def probe(config, ctx)`.
-Timing, timeouts and exception handling belong to the runner, not to probes.
+A kind declares its checks once, as data (`CHECKS`, a tuple of `CheckDef`),
+the kind-specific series it may emit (`METRICS`), a config model (a subclass
+of `BaseProbeConfig`) and `async def probe(config, ctx)`. The tables are read
+by the runner, the config loader, the alert and dashboard generators, the
+docs and the tests. Timing, deadlines and exception handling belong to the
+runner, not to probes.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     model_validator,
 )
 
@@ -62,13 +65,16 @@ class Severity(StrEnum):
 class ProbeError(Exception):
     """Raised when a probe cannot judge its target at all.
 
-    Subclasses or the *reason* argument pick the failure reason; *samples*
-    are exported with the failed run. The message
-    goes to logs and the status page (never to a label), so it must not
-    contain secrets.
+    The reason comes from the subclass or the *reason* argument; when
+    neither gives one, the runner classifies the exception this one was
+    raised `from` (a driver's timeout, TLS or socket error), as it would had
+    the probe let that exception through. So a probe that must attach
+    *samples* to a failed run (a status code 0, a gateway that is down)
+    never repeats the runner's classification. The message goes to logs
+    and the status page (never to a label), so it must not hold secrets.
     """
 
-    reason: ClassVar[Reason] = Reason.PROTOCOL
+    reason: ClassVar[Reason | None] = None
 
     def __init__(
         self,
@@ -78,7 +84,7 @@ class ProbeError(Exception):
         samples: tuple[Sample, ...] = (),
     ) -> None:
         super().__init__(message)
-        self.instance_reason = reason or type(self).reason
+        self.instance_reason: Reason | None = reason or type(self).reason
         # Figures still worth exporting (a gateway that is down: up 0).
         self.samples = samples
 
@@ -159,6 +165,27 @@ def _parse_duration_text(text: str) -> float:
     return total
 
 
+def format_duration(seconds: float) -> str:
+    """*seconds* as Prometheus writes a duration: 600 -> `10m`, 5400 ->
+    `1h30m`, 0.5 -> `500ms` (days at most, so `7d` stays `7d`)."""
+    millis = round(seconds * 1000)
+    if millis < 0:
+        raise ValueError("a duration must be non-negative")
+    if millis == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)):
+        count, millis = divmod(millis, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    seconds_part, millis = divmod(millis, 1000)
+    if seconds_part:
+        parts.append(f"{seconds_part}s")
+    if millis:
+        parts.append(f"{millis}ms")
+    return "".join(parts)
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 """Seconds, written in config as `30s`, `5m`, `26h`, `7d` or a number."""
 
@@ -226,9 +253,51 @@ RESERVED_LABELS = frozenset(
 
 
 class Model(BaseModel):
-    """Base of every config model: unknown fields are mistakes."""
+    """Base of every config model: unknown fields are mistakes.
+
+    A model lists in `SECRETS` the stems of its secret fields: `password`
+    means a `password` field (inline, may come from `${ENV}`) and a
+    `password_file` field (read at every use, so a rotated secret is picked
+    up). Setting both is a mistake, for every model alike; an empty inline
+    value (`${VAR:-}` with VAR unset) counts as not set. `RENAMED` maps the
+    fields of earlier releases to where they went, so an old config gets an
+    error that names the new field instead of "unknown field".
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    SECRETS: ClassVar[tuple[str, ...]] = ()
+    RENAMED: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and cls.RENAMED:
+            moved = [
+                f"field {old!r} is now {new!r} (renamed in 0.2.0; see the"
+                " README's changelog)"
+                for old, new in cls.RENAMED.items()
+                if old in data
+            ]
+            if moved:
+                raise ValueError("; ".join(moved))
+        return data
+
+    @model_validator(mode="after")
+    def _one_secret_source(self) -> Self:
+        for stem in self.SECRETS:
+            if secret_given(getattr(self, stem)) and getattr(self, f"{stem}_file"):
+                raise ValueError(
+                    f"set either {stem} or {stem}_file, not both"
+                    f" ({stem}_file is read at every use, so rotation needs no"
+                    " reload)"
+                )
+        return self
+
+
+def secret_given(value: SecretStr | None) -> bool:
+    """Whether an inline secret is set; an empty one (`${VAR:-}`) is not."""
+    return value is not None and bool(value.get_secret_value())
 
 
 class CheckOverride(Model):
@@ -253,7 +322,7 @@ class BaseProbeConfig(Model):
     success_threshold: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
-    def _timeout_below_interval(self) -> BaseProbeConfig:
+    def _timeout_below_interval(self) -> Self:
         if self.interval <= 0:
             raise ValueError("interval must be above zero")
         if self.timeout <= 0:
@@ -276,20 +345,80 @@ class BaseProbeConfig(Model):
         return self
 
 
-ConfigT = TypeVar("ConfigT", bound=BaseProbeConfig)
-
-
-# --- results ------------------------------------------------------------------
+# --- checks as data -------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class CheckSpec:
-    """A check a probe run will yield, with its default category/severity."""
+    """A check one run of one probe will yield, with its default category
+    and severity: a `CheckDef` applied to a config."""
 
     name: str
     category: Category
     severity: Severity
     description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckDef:
+    """One check a kind can yield, declared once in the kind's `CHECKS`.
+
+    *name* is the check's name, or a template with `{item}` for a family of
+    checks named after config entries (`extension_{item}` for each required
+    extension, `condition_{item}` for each named condition). *threshold* is
+    the config field that sets the check's limit, if any; the name never
+    states the limit, so it stays true when the limit changes. *when* says
+    whether a config enables the check (None: always), *items* lists the
+    `{item}` values a config yields. *formerly* lists names of earlier
+    releases, so that an override of an old name gets a precise error.
+    """
+
+    name: str
+    category: Category
+    severity: Severity
+    meaning: str
+    threshold: str | None = None
+    when: Callable[[Any], bool] | None = None
+    items: Callable[[Any], Iterable[str]] | None = None
+    formerly: tuple[str, ...] = ()
+
+    @property
+    def templated(self) -> bool:
+        """Whether the name is a template (`extension_{item}`)."""
+        return "{item}" in self.name
+
+    @property
+    def pattern(self) -> str:
+        """A regular expression every name of this check matches (as in a
+        PromQL `check=~` matcher): the name itself, or the template with
+        `.+` for `{item}`."""
+        prefix, _, suffix = self.name.partition("{item}")
+        if not self.templated:
+            return re.escape(self.name)
+        return f"{re.escape(prefix)}.+{re.escape(suffix)}"
+
+    def matches(self, name: str) -> bool:
+        """Whether *name* is this check (or one of its family)."""
+        return re.fullmatch(self.pattern, name) is not None
+
+    def specs(self, config: Any) -> list[CheckSpec]:
+        """The checks this row gives for *config* (none when disabled)."""
+        if self.when is not None and not self.when(config):
+            return []
+        names = (
+            [self.name]
+            if self.items is None
+            else [self.name.format(item=item) for item in self.items(config)]
+        )
+        return [
+            CheckSpec(name, self.category, self.severity, self.meaning)
+            for name in names
+        ]
+
+
+def plan_checks(table: Iterable[CheckDef], config: Any) -> list[CheckSpec]:
+    """The checks a run of *config* yields, in table order."""
+    return [spec for row in table for spec in row.specs(config)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,8 +482,8 @@ class Checks:
     half-run probe can never look healthy.
     """
 
-    def __init__(self, plan: Iterable[CheckSpec]) -> None:
-        self._plan = {spec.name: spec for spec in plan}
+    def __init__(self, table: Iterable[CheckDef], config: Any) -> None:
+        self._plan = {spec.name: spec for spec in plan_checks(table, config)}
         self._results: dict[str, Check] = {}
 
     def record(self, name: str, passed: bool, detail: str = "") -> bool:

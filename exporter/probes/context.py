@@ -1,4 +1,10 @@
-"""What a probe gets besides its config: memory across runs, shared clients.
+"""What a probe gets besides its config: its deadline, memory across runs,
+shared clients.
+
+The runner gives every run a `Deadline` (`ctx.deadline`): how long the
+run's drivers may wait, ending a little before the runner's own hard
+timeout, so a driver's timeout fires first and the probe can still say what
+hung and close its connection.
 
 Probes that keep something between runs (a database connection, the last
 counters for a rate, a window of latencies) ask for it with
@@ -11,9 +17,11 @@ closed when its owner goes away.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar, cast
 
@@ -35,6 +43,44 @@ async def close_quietly(resource: object) -> None:
         except Exception:  # closing must never take the daemon down
             logger.warning("closing %s failed", type(resource).__name__, exc_info=True)
         return
+
+
+class Deadline:
+    """The time one run has left, owned by the runner.
+
+    *budget* is what drivers may spend: the probe's timeout less a margin
+    (10 %, at most 0.5 s) that leaves the probe time to report and clean up
+    before the runner cancels it. `remaining()` never hands a driver zero or
+    a negative time, which several read as "no timeout": a spent budget is a
+    `TimeoutError`, as the driver's own would have been.
+
+        deadline = Deadline(10.0)   # budget 9.5 s, grace 0.5 s
+        await asyncio.wait_for(read(), deadline.remaining())
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.budget = timeout - min(0.5, timeout * 0.1)
+        self.grace = timeout - self.budget
+        self._end = time.monotonic() + self.budget
+
+    def remaining(self) -> float:
+        """Seconds left of the budget; `TimeoutError` when none are."""
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no answer within {self.budget:g}s")
+        return left
+
+    def share(self, fraction: float) -> float:
+        """*fraction* of the whole budget, or what is left if that is less:
+        the time one phase of a run (server selection, one request) may
+        take, so that a later phase still has time."""
+        return min(self.budget * fraction, self.remaining())
+
+    def loop_time(self) -> float:
+        """The end of the budget on the event loop's clock, for
+        `asyncio.timeout_at`."""
+        return asyncio.get_running_loop().time() + (self._end - time.monotonic())
 
 
 class SharedResources:
@@ -66,6 +112,9 @@ class ProbeContext:
 
     def __init__(self, probe_name: str, shared: SharedResources) -> None:
         self.probe_name = probe_name
+        # Replaced by the runner at the start of every run; a probe called
+        # outside the runner finds its budget already spent.
+        self.deadline = Deadline(0.0)
         self._shared = shared
         self._states: dict[type[Any], object] = {}
         self.shared_keys: set[Hashable] = set()

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import pymongo
 from pydantic import Field, SecretStr, model_validator
@@ -33,8 +33,8 @@ from exporter.probes.base import (
     AuthError,
     BaseProbeConfig,
     Category,
+    CheckDef,
     Checks,
-    CheckSpec,
     Duration,
     MetricSpec,
     ProbeError,
@@ -46,8 +46,9 @@ from exporter.probes.base import (
     TargetConfigError,
     first_line,
 )
-from exporter.probes.context import ProbeContext
-from exporter.probes.secrets import resolve_password
+from exporter.probes.context import Deadline, ProbeContext
+from exporter.probes.shared.secrets import has_secret, resolve_secret
+from exporter.probes.shared.tls import TlsClientConfig
 from exporter.redact import redact
 
 Client = AsyncMongoClient[dict[str, Any]]
@@ -99,7 +100,7 @@ _NOT_A_REPLICA_SET = frozenset({76, 94})  # NoReplicationEnabled, NotYetInitiali
 _UNAUTHORIZED, _AUTHENTICATION_FAILED = 13, 18
 _TIMEOUTS_TAIL = re.compile(r"\s*\(configured timeouts:[^)]*\)")
 
-# Shares of config.timeout given to the driver, so that the driver's own
+# Shares of the run's budget given to the driver, so that the driver's own
 # timeouts fire first and a refused port ends well before the runner gives up.
 _SELECTION_SHARE = 0.5
 _CONNECT_SHARE = 0.4
@@ -113,6 +114,12 @@ _ANY_MEMBER = ReadPreference.PRIMARY_PREFERRED
 class MongodbConfig(BaseProbeConfig):
     """Where the server is, how to log in, and what counts as ready."""
 
+    SECRETS = ("password",)
+    RENAMED: ClassVar[dict[str, str]] = {
+        "ca_file": "tls_config.ca_file",
+        "insecure_skip_verify": "tls_config.insecure_skip_verify",
+    }
+
     kind: Literal["mongodb"] = "mongodb"
     uri: str = Field(min_length=1, repr=False)
     password: SecretStr | None = None
@@ -122,29 +129,29 @@ class MongodbConfig(BaseProbeConfig):
     replica_lag_max: Duration = 30.0
     connections_ratio_max: float = Field(default=0.80, gt=0, le=1)
     fresh_connection: bool = False
-    ca_file: Path | None = None
-    insecure_skip_verify: bool = False
+    tls_config: TlsClientConfig | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> MongodbConfig:
+    def _consistent(self) -> Self:
         if not self.uri.startswith(("mongodb://", "mongodb+srv://")):
             raise ValueError(
                 "uri must start with mongodb:// or mongodb+srv://,"
                 " e.g. mongodb://app@db.example:27017/?authSource=admin"
             )
-        if self.password is not None and self.password_file is not None:
-            raise ValueError("set password or password_file, not both")
+        if self.tls_config is not None:
+            # PyMongo takes file names, not a context: it cannot set the
+            # server name or the lowest version, and wants the client key in
+            # the certificate's file (tlsCertificateKeyFile).
+            self.tls_config.refuse("mongodb", "server_name", "min_version", "key_file")
         user, uri_password = _userinfo(self.uri)
         # An empty password (`${VAR:-}` with VAR unset) means none.
-        has_secret = bool(self.password and self.password.get_secret_value()) or (
-            self.password_file is not None
-        )
-        if has_secret and uri_password is not None:
+        given = has_secret(self, "password")
+        if given and uri_password is not None:
             raise ValueError(
                 "the uri already holds a password; drop it from the uri"
                 " (mongodb://USER@host) or drop password/password_file"
             )
-        if has_secret and not user:
+        if given and not user:
             raise ValueError(
                 "password/password_file need a user name in the uri:"
                 " mongodb://USER@host:27017"
@@ -188,55 +195,53 @@ def _without_credentials(uri: str) -> str:
     return f"{scheme}://{authority}{path}{query_text}"
 
 
-def plan(config: MongodbConfig) -> list[CheckSpec]:
-    """reachable and connections always; auth and replica-set checks on demand."""
-    specs = [
-        CheckSpec(
-            "reachable",
-            Category.RELIABILITY,
-            Severity.CRITICAL,
-            "The server answers a ping.",
-        )
-    ]
-    if config.expect_auth:
-        specs.append(
-            CheckSpec(
-                "auth_enforced",
-                Category.SECURITY,
-                Severity.CRITICAL,
-                "A client without credentials may not list databases.",
-            )
-        )
-    if config.replica_set:
-        specs += [
-            CheckSpec(
-                "replset_has_primary",
-                Category.RELIABILITY,
-                Severity.CRITICAL,
-                "The replica set has a primary.",
-            ),
-            CheckSpec(
-                "replset_members_healthy",
-                Category.RELIABILITY,
-                Severity.WARNING,
-                "Every member is up and primary, secondary or arbiter.",
-            ),
-            CheckSpec(
-                "replset_lag",
-                Category.RELIABILITY,
-                Severity.WARNING,
-                "Every healthy member trails the primary by at most replica_lag_max.",
-            ),
-        ]
-    specs.append(
-        CheckSpec(
-            "connections_under_limit",
-            Category.PERFORMANCE,
-            Severity.WARNING,
-            "Connections in use stay under connections_ratio_max of the limit.",
-        )
-    )
-    return specs
+CHECKS = (
+    CheckDef(
+        "reachable",
+        Category.RELIABILITY,
+        Severity.CRITICAL,
+        "The server answers a ping.",
+    ),
+    CheckDef(
+        "auth_required",
+        Category.SECURITY,
+        Severity.CRITICAL,
+        "A client without credentials may not list databases.",
+        when=lambda config: config.expect_auth,
+        formerly=("auth_enforced",),
+    ),
+    CheckDef(
+        "replset_has_primary",
+        Category.RELIABILITY,
+        Severity.CRITICAL,
+        "The replica set has a primary.",
+        when=lambda config: config.replica_set,
+    ),
+    CheckDef(
+        "replset_members_healthy",
+        Category.RELIABILITY,
+        Severity.WARNING,
+        "Every member is up and primary, secondary or arbiter.",
+        when=lambda config: config.replica_set,
+    ),
+    CheckDef(
+        "replica_lag",
+        Category.RELIABILITY,
+        Severity.WARNING,
+        "Every healthy member trails the primary by at most `replica_lag_max`.",
+        threshold="replica_lag_max",
+        when=lambda config: config.replica_set,
+        formerly=("replset_lag",),
+    ),
+    CheckDef(
+        "connections_under_limit",
+        Category.PERFORMANCE,
+        Severity.WARNING,
+        "Connections in use stay under `connections_ratio_max` of current plus"
+        " available.",
+        threshold="connections_ratio_max",
+    ),
+)
 
 
 # --- clients and their lifetime -------------------------------------------------
@@ -244,7 +249,7 @@ def plan(config: MongodbConfig) -> list[CheckSpec]:
 
 @dataclass
 class _Clients:
-    """The probe's own client, and one without credentials for auth_enforced."""
+    """The probe's own client, and one without credentials for auth_required."""
 
     main: Client
     anonymous: Client | None
@@ -288,53 +293,67 @@ async def _close(clients: _Clients) -> None:
             await client.close()
 
 
-def _client_options(config: MongodbConfig) -> dict[str, Any]:
+def _client_options(config: MongodbConfig, deadline: Deadline) -> dict[str, Any]:
+    # The clients live across runs: their timeouts are shares of one run's
+    # budget, so the driver's own timeouts fire before the runner's.
     options: dict[str, Any] = {
         "appname": "readiness-exporter",
-        "serverSelectionTimeoutMS": int(config.timeout * _SELECTION_SHARE * 1000),
-        "connectTimeoutMS": int(config.timeout * _CONNECT_SHARE * 1000),
+        "serverSelectionTimeoutMS": int(deadline.share(_SELECTION_SHARE) * 1000),
+        "connectTimeoutMS": int(deadline.share(_CONNECT_SHARE) * 1000),
         # Per command. Not pymongo.timeout() around the run: under it the
         # driver ignores serverSelectionTimeoutMS, and a refused port would
         # take the whole budget instead of reading as connect early.
-        "socketTimeoutMS": int(config.timeout * _COMMAND_SHARE * 1000),
+        "socketTimeoutMS": int(deadline.share(_COMMAND_SHARE) * 1000),
     }
-    if config.ca_file is not None or config.insecure_skip_verify:
+    tls = config.tls_config
+    if tls is not None:
         options["tls"] = True
-    if config.ca_file is not None:
-        options["tlsCAFile"] = str(config.ca_file)
-    if config.insecure_skip_verify:
-        options["tlsInsecure"] = True
+        if tls.ca_file is not None:
+            options["tlsCAFile"] = str(tls.ca_file)
+        if tls.cert_file is not None:
+            options["tlsCertificateKeyFile"] = str(tls.cert_file)
+        if tls.insecure_skip_verify:
+            options["tlsInsecure"] = True
     return options
 
 
-def _open_clients(config: MongodbConfig, password: str | None) -> _Clients:
-    options = _client_options(config)
+def _open_clients(
+    config: MongodbConfig, password: str | None, deadline: Deadline
+) -> _Clients:
+    options = _client_options(config, deadline)
     # The password goes to the client, never into a URI that could be logged.
     credentials: dict[str, Any] = {} if password is None else {"password": password}
-    with _driver_errors(None):
-        main: Client = AsyncMongoClient(config.uri, **options, **credentials)
-        anonymous: Client | None = None
-        if config.expect_auth:
-            anonymous = AsyncMongoClient(_without_credentials(config.uri), **options)
+    main: Client = AsyncMongoClient(config.uri, **options, **credentials)
+    anonymous: Client | None = None
+    if config.expect_auth:
+        anonymous = AsyncMongoClient(_without_credentials(config.uri), **options)
     return _Clients(main, anonymous)
 
 
 # --- driver errors -> reasons ----------------------------------------------------
 
 
+def translate_error(error: Exception, config: object) -> BaseException | None:
+    """PyMongo's exceptions in the runner's terms; None for others."""
+    if not isinstance(error, mongo_errors.PyMongoError):
+        return None
+    return _translate(error)
+
+
 @contextlib.contextmanager
-def _driver_errors(client: Client | None) -> Iterator[None]:
-    """Turn PyMongo's exceptions into the runner's vocabulary."""
+def _selection_explained(client: Client) -> Iterator[None]:
+    """A failed server selection, told by what the client's monitors saw:
+    only the client knows why no server could be selected."""
     try:
         yield
-    except mongo_errors.PyMongoError as error:
-        raise _translate(error, client) from error
+    except mongo_errors.ServerSelectionTimeoutError as error:
+        raise _selection_failure(client) from error
 
 
-def _translate(error: mongo_errors.PyMongoError, client: Client | None) -> Exception:
+def _translate(error: mongo_errors.PyMongoError) -> Exception:
     text = _short(error)
     if isinstance(error, mongo_errors.ServerSelectionTimeoutError):
-        return _selection_failure(client)
+        return TimeoutError("no MongoDB server answered in time")
     if isinstance(error, mongo_errors.NetworkTimeout | mongo_errors.ExecutionTimeout):
         return TimeoutError(text)
     if isinstance(error, mongo_errors.WaitQueueTimeoutError):
@@ -350,13 +369,11 @@ def _translate(error: mongo_errors.PyMongoError, client: Client | None) -> Excep
     return ProtocolError(text)
 
 
-def _selection_failure(client: Client | None) -> Exception:
+def _selection_failure(client: Client) -> Exception:
     """Why no server could be selected: refused reads as connect, silence as
     timeout. The monitors keep the last error per server."""
-    errors = []
-    if client is not None:
-        descriptions = client.topology_description.server_descriptions()
-        errors = [sd.error for sd in descriptions.values() if sd.error is not None]
+    descriptions = client.topology_description.server_descriptions()
+    errors = [sd.error for sd in descriptions.values() if sd.error is not None]
     if not errors:
         return TimeoutError("no MongoDB server answered in time")
     cause = errors[0]
@@ -364,7 +381,7 @@ def _selection_failure(client: Client | None) -> Exception:
         return TimeoutError("no MongoDB server answered in time")
     if not isinstance(cause, mongo_errors.PyMongoError):
         return ProbeError(_short(cause), reason=Reason.CONNECT)
-    return _translate(cause, None)
+    return _translate(cause)
 
 
 def _short(error: BaseException) -> str:
@@ -395,7 +412,7 @@ async def probe(config: MongodbConfig, ctx: ProbeContext) -> ProbeResult:
     state = ctx.state(MongoState)
     completed = False
     try:
-        result = await _run(config, state)
+        result = await _run(config, state, ctx.deadline)
         completed = True
     finally:
         # fresh_connection closes in the background too: close() sends
@@ -406,12 +423,14 @@ async def probe(config: MongodbConfig, ctx: ProbeContext) -> ProbeResult:
     return result
 
 
-async def _run(config: MongodbConfig, state: MongoState) -> ProbeResult:
-    checks = Checks(plan(config))
+async def _run(
+    config: MongodbConfig, state: MongoState, deadline: Deadline
+) -> ProbeResult:
+    checks = Checks(CHECKS, config)
     samples = []
     if state.clients is None:
-        password = await resolve_password(config.password, config.password_file)
-        state.clients = _open_clients(config, password)
+        password = await resolve_secret(config, "password")
+        state.clients = _open_clients(config, password, deadline)
         connect_seconds = await _timed_ping(state.clients.main)
         samples.append(Sample("mongodb_connect_seconds", connect_seconds))
     clients = state.clients
@@ -440,7 +459,7 @@ async def _timed_ping(client: Client) -> float:
 
 
 async def _command(client: Client, name: str) -> Mapping[str, Any]:
-    with _driver_errors(client):
+    with _selection_explained(client):
         reply: Mapping[str, Any] = await client.admin.command(
             name, read_preference=_ANY_MEMBER
         )
@@ -528,7 +547,7 @@ def _parse_members(reply: Mapping[str, Any]) -> list[_Member]:
 async def _judge_replica_set(
     config: MongodbConfig, checks: Checks, client: Client
 ) -> list[Sample]:
-    with _driver_errors(client):
+    with _selection_explained(client):
         try:
             reply = await client.admin.command(
                 "replSetGetStatus", read_preference=_ANY_MEMBER
@@ -574,7 +593,7 @@ async def _judge_replica_set(
 
 def _record_not_a_replica_set(checks: Checks, why: Exception) -> None:
     detail = f"not a replica set ({why})"
-    for name in ("replset_has_primary", "replset_members_healthy", "replset_lag"):
+    for name in ("replset_has_primary", "replset_members_healthy", "replica_lag"):
         checks.record(name, False, detail)
 
 
@@ -601,7 +620,7 @@ def _judge_lag(
     primary: _Member | None,
 ) -> None:
     if not lags:
-        checks.record("replset_lag", False, "no member reports an optime")
+        checks.record("replica_lag", False, "no member reports an optime")
         return
     behind = {name: lag for name, lag in lags.items() if lag > config.replica_lag_max}
     worst = max(lags.values())
@@ -611,7 +630,7 @@ def _judge_lag(
         if behind
         else f"max lag {worst:g}s behind the {against}"
     )
-    checks.record("replset_lag", not behind, detail)
+    checks.record("replica_lag", not behind, detail)
 
 
 # --- auth ------------------------------------------------------------------------
@@ -619,7 +638,7 @@ def _judge_lag(
 
 async def _judge_auth(checks: Checks, anonymous: Client) -> None:
     """A client with no credentials must get code 13 for listDatabases."""
-    with _driver_errors(anonymous):
+    with _selection_explained(anonymous):
         try:
             await anonymous.admin.command(
                 "listDatabases", nameOnly=True, read_preference=_ANY_MEMBER
@@ -629,7 +648,7 @@ async def _judge_auth(checks: Checks, anonymous: Client) -> None:
         except mongo_errors.OperationFailure as refusal:
             enforced = refusal.code == _UNAUTHORIZED
             checks.record(
-                "auth_enforced",
+                "auth_required",
                 enforced,
                 "unauthenticated listDatabases refused (Unauthorized)"
                 if enforced
@@ -637,4 +656,4 @@ async def _judge_auth(checks: Checks, anonymous: Client) -> None:
                 " expected 13 Unauthorized",
             )
             return
-    checks.record("auth_enforced", False, "listDatabases allowed without credentials")
+    checks.record("auth_required", False, "listDatabases allowed without credentials")

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, ClassVar, Literal, Protocol, Self
 
 import asyncpg
 from asyncpg import exceptions as pg_errors
@@ -28,8 +28,8 @@ from exporter.probes.base import (
     AuthError,
     BaseProbeConfig,
     Category,
+    CheckDef,
     Checks,
-    CheckSpec,
     Duration,
     MetricSpec,
     ProbeError,
@@ -41,8 +41,9 @@ from exporter.probes.base import (
     TargetConfigError,
     first_line,
 )
-from exporter.probes.context import ProbeContext
-from exporter.probes.secrets import resolve_password
+from exporter.probes.context import Deadline, ProbeContext
+from exporter.probes.shared.secrets import resolve_secret
+from exporter.probes.shared.tls import TlsClientConfig
 from exporter.redact import redact
 
 APPLICATION_NAME = "readiness-exporter"
@@ -112,16 +113,22 @@ ExtensionName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")]
 class PostgresConfig(BaseProbeConfig):
     """Which server to reach, as whom, and the limits it must keep."""
 
+    SECRETS = ("password",)
+    RENAMED: ClassVar[dict[str, str]] = {
+        "max_connections_ratio": "connections_ratio_max"
+    }
+
     kind: Literal["postgres"] = "postgres"
     dsn: str = Field(min_length=1, repr=False)
     password: SecretStr | None = None
     password_file: Path | None = None
     query: str = Field(default="SELECT 1", min_length=1)
-    max_connections_ratio: float = Field(default=0.80, gt=0, le=1)
+    connections_ratio_max: float = Field(default=0.80, gt=0, le=1)
     statement_timeout_max: Duration = 10.0
     check_statement_timeout: bool = True
     required_extensions: tuple[ExtensionName, ...] = ()
     require_tls: bool = False
+    tls_config: TlsClientConfig | None = None
     replica_lag_max: Duration = 30.0
     fresh_connection: bool = False
 
@@ -137,12 +144,7 @@ class PostgresConfig(BaseProbeConfig):
         return dsn
 
     @model_validator(mode="after")
-    def _one_password_source(self) -> PostgresConfig:
-        if self.password is not None and self.password_file is not None:
-            raise ValueError(
-                "set either password or password_file, not both"
-                " (password_file is read at every connect)"
-            )
+    def _consistent(self) -> Self:
         if self.statement_timeout_max <= 0:
             raise ValueError(
                 "statement_timeout_max must be above zero; to skip the check"
@@ -150,61 +152,63 @@ class PostgresConfig(BaseProbeConfig):
             )
         if len(set(self.required_extensions)) != len(self.required_extensions):
             raise ValueError("required_extensions lists an extension twice")
+        if self.tls_config is not None:
+            # asyncpg sends the host it connects to as the server name.
+            self.tls_config.refuse("postgres", "server_name")
+            if "sslmode=" in self.dsn or "sslrootcert=" in self.dsn:
+                raise ValueError(
+                    "TLS is set both in the dsn (sslmode, sslrootcert) and in"
+                    " tls_config; keep one"
+                )
         return self
 
 
-def plan(config: PostgresConfig) -> list[CheckSpec]:
-    """The checks a run of *config* yields."""
-    specs = [
-        CheckSpec(
-            "reachable",
-            Category.RELIABILITY,
-            Severity.CRITICAL,
-            "Connects, authenticates and runs the readiness query.",
-        ),
-        CheckSpec(
-            "connections_under_limit",
-            Category.PERFORMANCE,
-            Severity.WARNING,
-            "Connections in use are at most max_connections_ratio of the usable.",
-        ),
-    ]
-    if config.check_statement_timeout:
-        specs.append(
-            CheckSpec(
-                "statement_timeout",
-                Category.PERFORMANCE,
-                Severity.WARNING,
-                "statement_timeout is set and at most statement_timeout_max.",
-            )
-        )
-    specs.extend(
-        CheckSpec(
-            f"extension_{name}",
-            Category.RELIABILITY,
-            Severity.CRITICAL,
-            f"Extension {name} is installed in the database.",
-        )
-        for name in config.required_extensions
-    )
-    if config.require_tls:
-        specs.append(
-            CheckSpec(
-                "connection_encrypted",
-                Category.SECURITY,
-                Severity.CRITICAL,
-                "The probe's own connection uses TLS.",
-            )
-        )
-    specs.append(
-        CheckSpec(
-            "replica_lag",
-            Category.DATA,
-            Severity.WARNING,
-            "On a standby, replay lag is at most replica_lag_max.",
-        )
-    )
-    return specs
+CHECKS = (
+    CheckDef(
+        "reachable",
+        Category.RELIABILITY,
+        Severity.CRITICAL,
+        "Connects, authenticates and runs the readiness `query`.",
+    ),
+    CheckDef(
+        "connections_under_limit",
+        Category.PERFORMANCE,
+        Severity.WARNING,
+        "Client connections in use are at most `connections_ratio_max` of"
+        " max_connections less the reserved ones.",
+        threshold="connections_ratio_max",
+    ),
+    CheckDef(
+        "statement_timeout",
+        Category.PERFORMANCE,
+        Severity.WARNING,
+        "statement_timeout is set and at most `statement_timeout_max`.",
+        threshold="statement_timeout_max",
+        when=lambda config: config.check_statement_timeout,
+    ),
+    CheckDef(
+        "extension_{item}",
+        Category.RELIABILITY,
+        Severity.CRITICAL,
+        "The extension is installed in the database (one check per entry of"
+        " `required_extensions`).",
+        items=lambda config: config.required_extensions,
+    ),
+    CheckDef(
+        "connection_encrypted",
+        Category.SECURITY,
+        Severity.CRITICAL,
+        "The probe's own connection uses TLS.",
+        when=lambda config: config.require_tls,
+    ),
+    CheckDef(
+        "replica_lag",
+        Category.DATA,
+        Severity.WARNING,
+        "On a standby, replay lag is at most `replica_lag_max`; a primary passes.",
+        threshold="replica_lag_max",
+    ),
+)
 
 
 # --- talking to the server ------------------------------------------------------
@@ -246,27 +250,14 @@ class Observation:
     connect_seconds: float | None
 
 
-class _Deadline:
-    """Inner driver deadline, a little before the runner's hard one, so
-    asyncpg times out first and the connection can still be closed."""
-
-    def __init__(self, timeout: float) -> None:
-        self._end = time.monotonic() + timeout * 0.9
-        self.grace = timeout * 0.05
-
-    def remaining(self) -> float:
-        return max(0.01, self._end - time.monotonic())
-
-
-async def _read_password(config: PostgresConfig) -> str | None:
-    # None: from the DSN, PGPASSWORD or ~/.pgpass, as libpq does.
-    return await resolve_password(config.password, config.password_file)
-
-
 async def _connect(
-    config: PostgresConfig, deadline: _Deadline
+    config: PostgresConfig, deadline: Deadline
 ) -> tuple[_Connection, float]:
-    password = await _read_password(config)
+    # No password: from the DSN, PGPASSWORD or ~/.pgpass, as libpq does.
+    password = await resolve_secret(config, "password")
+    tls: dict[str, Any] = (
+        {} if config.tls_config is None else {"ssl": config.tls_config.context()}
+    )
     started = time.perf_counter()
     connection: _Connection = await asyncpg.connect(
         config.dsn,
@@ -275,6 +266,7 @@ async def _connect(
         command_timeout=config.timeout,
         statement_cache_size=0,  # nothing to reuse, and safe behind PgBouncer
         server_settings={"application_name": APPLICATION_NAME},
+        **tls,
     )
     return connection, time.perf_counter() - started
 
@@ -298,7 +290,7 @@ def _facts_from(row: Any) -> ServerFacts:
 async def _observe(
     connection: _Connection,
     config: PostgresConfig,
-    deadline: _Deadline,
+    deadline: Deadline,
     connect_seconds: float | None,
 ) -> Observation:
     started = time.perf_counter()
@@ -329,14 +321,15 @@ class PostgresSession:
     def __init__(self) -> None:
         self._connection: _Connection | None = None
 
-    async def observe(self, config: PostgresConfig, deadline: _Deadline) -> Observation:
+    async def observe(self, config: PostgresConfig, deadline: Deadline) -> Observation:
         """Run the probe's queries, reusing or (re)making the connection."""
         if config.fresh_connection:
             connection, connect_seconds = await _connect(config, deadline)
             observation = await _observe_or_release(
                 connection, config, deadline, connect_seconds
             )
-            await _close_politely(connection, deadline.remaining())
+            # The goodbye may use the grace the runner leaves after the budget.
+            await _close_politely(connection, deadline.grace)
             return observation
         # Held outside the state while in use: a run cut short releases it.
         kept, self._connection = self._connection, None
@@ -364,7 +357,7 @@ class PostgresSession:
 async def _observe_or_release(
     connection: _Connection,
     config: PostgresConfig,
-    deadline: _Deadline,
+    deadline: Deadline,
     connect_seconds: float | None,
 ) -> Observation:
     """`_observe`, closing *connection* if the run fails: a failed run keeps
@@ -409,32 +402,28 @@ def _describe(error: BaseException) -> str:
     return f"{text} (SQLSTATE {sqlstate})" if sqlstate else text
 
 
-@contextlib.contextmanager
-def _driver_errors_as_reasons() -> Iterator[None]:
-    """Map asyncpg's exceptions onto the runner's reasons.
-
-    OSError (refused, unreachable, reset) and TimeoutError pass through.
-    """
-    try:
-        yield
-    except pg_errors.InvalidAuthorizationSpecificationError as error:  # 28000, 28P01
-        raise AuthError(_describe(error)) from error
-    except pg_errors.InvalidCatalogNameError as error:  # 3D000: the DSN is wrong
-        raise TargetConfigError(_describe(error)) from error
-    except pg_errors.SyntaxOrAccessError as error:  # class 42: query
-        raise TargetConfigError(f"the query failed: {_describe(error)}") from error
-    except pg_errors.ClientConfigurationError as error:  # bad sslmode, no CA file
-        raise TargetConfigError(_describe(error)) from error
-    except pg_errors.PostgresError as error:  # 53300, 57P03, 08xxx, ...
-        raise ProtocolError(_describe(error)) from error
-    except (pg_errors.InterfaceError, pg_errors.InternalClientError) as error:
-        raise ProtocolError(_describe(error)) from error
-    except ConnectionError as error:
-        if "rejected SSL upgrade" in str(error):  # sslmode=require, ssl=off
-            raise ProbeError(
-                "the server does not offer TLS", reason=Reason.TLS
-            ) from error
-        raise
+def translate_error(error: Exception, config: object) -> BaseException | None:
+    """asyncpg's exceptions in the runner's terms. OSError (refused,
+    unreachable, reset) and TimeoutError need no translation."""
+    if isinstance(error, pg_errors.InvalidAuthorizationSpecificationError):
+        return AuthError(_describe(error))  # 28000, 28P01
+    if isinstance(error, pg_errors.InvalidCatalogNameError):
+        return TargetConfigError(_describe(error))  # 3D000: the DSN is wrong
+    if isinstance(error, pg_errors.SyntaxOrAccessError):  # class 42: query
+        return TargetConfigError(f"the query failed: {_describe(error)}")
+    if isinstance(error, pg_errors.ClientConfigurationError):
+        return TargetConfigError(_describe(error))  # bad sslmode, no CA file
+    if isinstance(
+        error,
+        pg_errors.PostgresError  # 53300, 57P03, 08xxx, ...
+        | pg_errors.InterfaceError
+        | pg_errors.InternalClientError,
+    ):
+        return ProtocolError(_describe(error))
+    if isinstance(error, ConnectionError) and "rejected SSL upgrade" in str(error):
+        # sslmode=require against ssl=off
+        return ProbeError("the server does not offer TLS", reason=Reason.TLS)
+    return None
 
 
 # --- verdicts ------------------------------------------------------------------------
@@ -450,9 +439,9 @@ def _judge_connections(
     ratio = facts.backends / usable
     checks.record(
         "connections_under_limit",
-        ratio <= config.max_connections_ratio,
+        ratio <= config.connections_ratio_max,
         f"{facts.backends} of {usable} usable connections in use ({ratio:.0%},"
-        f" limit {config.max_connections_ratio:.0%})",
+        f" limit {config.connections_ratio_max:.0%})",
     )
 
 
@@ -538,10 +527,9 @@ def _samples(observation: Observation) -> tuple[Sample, ...]:
 
 async def probe(config: PostgresConfig, ctx: ProbeContext) -> ProbeResult:
     """Run the readiness query and judge connections, settings and replication."""
-    checks = Checks(plan(config))
+    checks = Checks(CHECKS, config)
     session = ctx.state(PostgresSession)
-    with _driver_errors_as_reasons():
-        observation = await session.observe(config, _Deadline(config.timeout))
+    observation = await session.observe(config, ctx.deadline)
     facts = observation.facts
     how = (
         f"connected in {observation.connect_seconds:.3f}s, "

@@ -10,27 +10,41 @@ import asyncio
 import codecs
 import contextlib
 import re
-import ssl
 import time
-from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from exporter.probes.base import (
     BaseProbeConfig,
     Category,
+    CheckDef,
     Checks,
-    CheckSpec,
     MetricSpec,
     Port,
     ProbeResult,
     Sample,
     Severity,
 )
-from exporter.probes.context import ProbeContext
-from exporter.probes.httpclient import request_budget
-from exporter.probes.tlsclient import client_context
+from exporter.probes.context import Deadline, ProbeContext
+from exporter.probes.shared.tls import TlsClientConfig
+
+CHECKS = (
+    CheckDef(
+        "port_open",
+        Category.RELIABILITY,
+        Severity.CRITICAL,
+        "The port accepts connections (and completes the TLS handshake with"
+        " `tls: true`).",
+    ),
+    CheckDef(
+        "expect_matched",
+        Category.RELIABILITY,
+        Severity.CRITICAL,
+        "The reply matches the `expect` regular expression within the timeout.",
+        when=lambda config: config.expect is not None,
+    ),
+)
 
 METRICS = (
     MetricSpec(
@@ -43,16 +57,25 @@ METRICS = (
 class TcpConfig(BaseProbeConfig):
     """Where to connect, and what to say and hear once connected."""
 
+    RENAMED: ClassVar[dict[str, str]] = {
+        name: f"tls_config.{name}"
+        for name in ("server_name", "ca_file", "insecure_skip_verify")
+    }
+
     kind: Literal["tcp"] = "tcp"
     host: str = Field(min_length=1)
     port: Port
     tls: bool = False
-    server_name: str | None = None
-    ca_file: Path | None = None
-    insecure_skip_verify: bool = False
+    tls_config: TlsClientConfig = Field(default_factory=TlsClientConfig)
     send: str | None = None
     expect: str | None = None
     max_read_bytes: int = Field(default=4096, ge=1, le=1_048_576)
+
+    @model_validator(mode="after")
+    def _tls_settings_need_tls(self) -> Self:
+        if self.tls_config.model_fields_set and not self.tls:
+            raise ValueError("tls_config applies to TLS only; add tls: true")
+        return self
 
     @field_validator("expect")
     @classmethod
@@ -66,36 +89,6 @@ class TcpConfig(BaseProbeConfig):
                     " characters such as [ ( . * with a backslash"
                 ) from None
         return value
-
-
-def plan(config: TcpConfig) -> list[CheckSpec]:
-    """`port_open` always; `expect_matched` when a reply is expected."""
-    specs = [
-        CheckSpec(
-            "port_open",
-            Category.RELIABILITY,
-            Severity.CRITICAL,
-            "The port accepts connections.",
-        )
-    ]
-    if config.expect is not None:
-        specs.append(
-            CheckSpec(
-                "expect_matched",
-                Category.RELIABILITY,
-                Severity.CRITICAL,
-                "The reply matches the expected pattern.",
-            )
-        )
-    return specs
-
-
-def _tls_context(config: TcpConfig) -> ssl.SSLContext | None:
-    if not config.tls:
-        return None
-    return client_context(
-        ca_file=config.ca_file, insecure_skip_verify=config.insecure_skip_verify
-    )
 
 
 # How far back a search reaches into what was already received: a match that
@@ -148,7 +141,7 @@ async def _judge_reply(
     expect: str,
     reader: asyncio.StreamReader,
     checks: Checks,
-    deadline: float,
+    deadline: Deadline,
 ) -> None:
     """`expect_matched`, decided before the runner's timeout: a peer that
     keeps the connection open after a wrong reply must not turn the run
@@ -156,37 +149,32 @@ async def _judge_reply(
     reply = _Reply()
     pattern = re.compile(expect)
     try:
-        async with asyncio.timeout_at(_loop_time(deadline)):
+        async with asyncio.timeout_at(deadline.loop_time()):
             matched = await _read_until(reader, pattern, config.max_read_bytes, reply)
     except TimeoutError:
         if not reply.text:
             raise  # a silent peer: the run is a timeout, as the runner says
-        budget = request_budget(config.timeout)
         checks.record(
             "expect_matched",
             False,
-            f"no match within {budget:g}s; got {_first_line(reply.text)!r}",
+            f"no match within {deadline.budget:g}s; got {_first_line(reply.text)!r}",
         )
         return
     detail = "reply matched" if matched else f"got {_first_line(reply.text)!r}"
     checks.record("expect_matched", matched, detail)
 
 
-def _loop_time(deadline: float) -> float:
-    """*deadline* (a perf_counter reading) on the event loop's clock."""
-    return asyncio.get_running_loop().time() + (deadline - time.perf_counter())
-
-
 async def probe(config: TcpConfig, ctx: ProbeContext) -> ProbeResult:
     """Connect, optionally send a line and match the reply, then close."""
-    checks = Checks(plan(config))
-    tls_context = _tls_context(config)
+    checks = Checks(CHECKS, config)
+    tls_context = config.tls_config.context() if config.tls else None
+    server_name = config.tls_config.server_name or config.host
     started = time.perf_counter()
     reader, writer = await asyncio.open_connection(
         config.host,
         config.port,
         ssl=tls_context,
-        server_hostname=(config.server_name or config.host) if tls_context else None,
+        server_hostname=server_name if tls_context else None,
         limit=config.max_read_bytes,
     )
     connect_seconds = time.perf_counter() - started
@@ -197,8 +185,7 @@ async def probe(config: TcpConfig, ctx: ProbeContext) -> ProbeResult:
             writer.write((line if line.endswith("\n") else line + "\n").encode())
             await writer.drain()
         if config.expect is not None:
-            deadline = started + request_budget(config.timeout)
-            await _judge_reply(config, config.expect, reader, checks, deadline)
+            await _judge_reply(config, config.expect, reader, checks, ctx.deadline)
     finally:
         writer.close()
         # A peer that never finishes the close must not hold the run.

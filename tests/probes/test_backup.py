@@ -18,7 +18,7 @@ import bson
 import pytest
 
 from exporter.config import ConfigError, parse_config
-from exporter.probes import config_adapter
+from exporter.kinds import config_adapter
 from exporter.probes.backup import BackupConfig
 from exporter.probes.base import ProbeResult, Reason
 from exporter.probes.context import ProbeContext, SharedResources

@@ -18,7 +18,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from exporter.config import ConfigError
-from exporter.probes import config_adapter
+from exporter.kinds import config_adapter
 from exporter.probes.base import ProbeResult, Reason
 from exporter.probes.context import ProbeContext, SharedResources
 from exporter.probes.modbus import ModbusConfig

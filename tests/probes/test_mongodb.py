@@ -17,7 +17,7 @@ import pytest
 import trustme
 from pydantic import ValidationError
 
-from exporter.probes import config_adapter
+from exporter.kinds import config_adapter
 from exporter.probes.base import ProbeResult, Reason
 from exporter.probes.context import ProbeContext, SharedResources
 from exporter.probes.mongodb import MongodbConfig, MongoState, _without_credentials

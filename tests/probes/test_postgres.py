@@ -19,7 +19,7 @@ import pytest
 import trustme
 
 from exporter.config import ConfigError, parse_config
-from exporter.probes import config_adapter
+from exporter.kinds import config_adapter
 from exporter.probes.base import ProbeResult, Reason, Severity
 from exporter.probes.context import ProbeContext, SharedResources
 from exporter.probes.postgres import APPLICATION_NAME, PostgresConfig

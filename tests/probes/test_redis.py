@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from exporter.config import ConfigError, parse_config
-from exporter.probes import config_adapter
+from exporter.kinds import config_adapter
 from exporter.probes.base import ProbeResult, Reason
 from exporter.probes.context import ProbeContext, SharedResources
 from exporter.probes.redis import RedisConfig, plan

@@ -14,7 +14,7 @@ import pytest
 import trustme
 
 from exporter.config import ConfigError, parse_config
-from exporter.probes import config_adapter
+from exporter.kinds import config_adapter
 from exporter.probes.base import ProbeResult, Reason
 from exporter.probes.context import ProbeContext, SharedResources
 from exporter.probes.tcp import TcpConfig

@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from exporter.config import ConfigError, parse_config
-from exporter.probes import config_adapter
+from exporter.kinds import config_adapter
 from exporter.probes.base import Check, ProbeResult, Reason, TargetConfigError
 from exporter.probes.context import ProbeContext, SharedResources
 from exporter.probes.tls import (

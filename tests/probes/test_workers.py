@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from pytest_aiohttp import AiohttpServer
 
 from exporter.config import ConfigError, parse_config
-from exporter.demo import workers as demo
+from demo import workers as demo
 from exporter.probes import config_adapter, workers as workers_probe
 from exporter.probes.base import BaseProbeConfig, ProbeError, ProbeResult, Reason
 from exporter.probes.context import ProbeContext, SharedResources

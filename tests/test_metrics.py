@@ -1,4 +1,4 @@
-"""The collector's text, parsed back with prometheus_client's own parsers."""
+"""The metrics renderer's text, parsed back with prometheus_client's own parsers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collector import Collector, DaemonStatus
+from exporter.metrics import DaemonStatus, MetricsRenderer
 from exporter.scheduler import Scheduler
 from tests.conftest import config_from
 from tests.kinds import scripted_kind
@@ -45,7 +45,7 @@ async def scheduler(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Scheduler]
 
 
 async def test_probe_series(scheduler: Scheduler) -> None:
-    text = Collector(scheduler, DaemonStatus(started_at=1.0)).render()
+    text = MetricsRenderer(scheduler, DaemonStatus(started_at=1.0)).render()
     good = {"kind": "scripted", "probe": "good", "team": "web"}
     bad = {"kind": "scripted", "probe": "bad"}
     assert value(text, "readiness_probe_success", **good) == 1
@@ -97,7 +97,7 @@ async def test_probe_series(scheduler: Scheduler) -> None:
 
 
 async def test_score_and_verdict(scheduler: Scheduler) -> None:
-    text = Collector(scheduler, DaemonStatus(started_at=1.0)).render()
+    text = MetricsRenderer(scheduler, DaemonStatus(started_at=1.0)).render()
     # reliability 0.5 (one of two critical checks), security 0.5 (one warning
     # of two): 0.5 overall, not ready.
     assert value(text, "readiness_category_score_ratio", category="reliability") == 0.5
@@ -111,10 +111,10 @@ async def test_probes_are_rendered_as_results_arrive(
 ) -> None:
     with scripted_kind(monkeypatch):
         scheduler = Scheduler(config_from(CONFIG))
-        Collector(scheduler, DaemonStatus(started_at=1.0))
+        renderer = MetricsRenderer(scheduler, DaemonStatus(started_at=1.0))
         await scheduler.run_all_once()
         # No scrape happened: the lines were built when the results came in.
-        rendered = [r.rendered for r in scheduler.records.values()]
+        rendered = [renderer.cached(r) for r in scheduler.records.values()]
         await scheduler.stop()
     assert len(rendered) == 2
     assert all(r and "readiness_probe_success" in r for r in rendered)
@@ -123,12 +123,13 @@ async def test_probes_are_rendered_as_results_arrive(
 async def test_removed_probes_vanish_and_cache_is_reused(
     scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    collector = Collector(scheduler, DaemonStatus(started_at=1.0))
-    collector.render()
+    renderer = MetricsRenderer(scheduler, DaemonStatus(started_at=1.0))
+    renderer.render()
     good = scheduler.records["good"]
-    cached = good.rendered
-    collector.render()
-    assert good.rendered is cached  # nothing changed, nothing re-rendered
+    cached = renderer.cached(good)
+    assert cached is not None
+    renderer.render()
+    assert renderer.cached(good) is cached  # nothing changed, nothing re-rendered
     with scripted_kind(monkeypatch):
         await scheduler.apply(
             config_from(
@@ -136,15 +137,15 @@ async def test_removed_probes_vanish_and_cache_is_reused(
                 " labels: {team: web}}\n"
             )
         )
-        text = collector.render()
+        text = renderer.render()
         assert 'probe="bad"' not in text
         assert 'probe="good"' in text
         await scheduler.run(good)
     # A new result re-renders the probe at once.
-    assert good.rendered is not cached
+    assert renderer.cached(good) is not cached
     assert (
         value(
-            collector.render(),
+            renderer.render(),
             "readiness_probe_runs_total",
             kind="scripted",
             probe="good",
@@ -155,7 +156,9 @@ async def test_removed_probes_vanish_and_cache_is_reused(
 
 
 async def test_openmetrics_parses(scheduler: Scheduler) -> None:
-    text = Collector(scheduler, DaemonStatus(started_at=1.0)).render(openmetrics=True)
+    text = MetricsRenderer(scheduler, DaemonStatus(started_at=1.0)).render(
+        openmetrics=True
+    )
     assert text.endswith("# EOF\n")
     families = {f.name: f for f in parse_openmetrics(text)}
     assert families["readiness_probe_runs"].type == "counter"
@@ -172,7 +175,7 @@ async def test_label_values_are_escaped(monkeypatch: pytest.MonkeyPatch) -> None
             )
         )
         await scheduler.run_all_once()
-        text = Collector(scheduler, DaemonStatus(started_at=1.0)).render()
+        text = MetricsRenderer(scheduler, DaemonStatus(started_at=1.0)).render()
         await scheduler.stop()
     assert (
         value(text, "readiness_probe_success", kind="scripted", probe='we"ird\\name')

@@ -1,7 +1,7 @@
-"""Verdicts of the http probe that need only a reply, not a connection.
+"""Verdicts of the http kind that need only a reply, not a connection.
 
 Each function takes what a response carried (status, headers, body) and
-returns `(passed, detail)` for one check, so `http.py` stays about I/O and
+returns `(passed, detail)` for one check, so the probe stays about I/O and
 these rules can be read (and changed) on their own:
 
     status_ok                 True   "HTTP 200"
@@ -15,120 +15,21 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from exporter.jsonpath import Condition, parse_condition
-from exporter.probes.base import Category, Checks, CheckSpec, Severity
-
-if TYPE_CHECKING:
-    from exporter.probes.http import HttpConfig
+from exporter.probes.base import Checks
+from exporter.probes.http.config import SECURITY_HEADERS, HttpConfig
+from exporter.probes.shared.httpclient import Reply
 
 # The foreign origin the probe claims to come from; `.invalid` can never be a
 # real site (RFC 2606), so a server that grants it grants anyone.
 PROBE_ORIGIN = "https://readiness-probe.invalid"
 
-SECURITY_HEADERS: dict[str, str] = {
-    "hsts": "hsts_header",
-    "x_frame_options": "x_frame_options_header",
-    "x_content_type_options": "x_content_type_options_header",
-    "csp": "csp_header",
-}
-"""Config name of each security header -> the check it enables."""
-
-
-def _spec(name: str, category: Category, severity: Severity, text: str) -> CheckSpec:
-    return CheckSpec(name, category, severity, text)
-
-
-_RELIABILITY, _SECURITY = Category.RELIABILITY, Category.SECURITY
-SPECS: dict[str, CheckSpec] = {
-    spec.name: spec
-    for spec in (
-        _spec("status_ok", _RELIABILITY, Severity.CRITICAL, "Status is expected."),
-        _spec("body_matches", _RELIABILITY, Severity.CRITICAL, "Body matches."),
-        _spec(
-            "latency_p95",
-            Category.PERFORMANCE,
-            Severity.WARNING,
-            "p95 latency over the window is at most latency_target.",
-        ),
-        _spec("hsts_header", _SECURITY, Severity.WARNING, "HSTS with max-age > 0."),
-        _spec(
-            "x_frame_options_header",
-            _SECURITY,
-            Severity.WARNING,
-            "X-Frame-Options DENY or SAMEORIGIN.",
-        ),
-        _spec(
-            "x_content_type_options_header",
-            _SECURITY,
-            Severity.WARNING,
-            "X-Content-Type-Options nosniff.",
-        ),
-        _spec("csp_header", _SECURITY, Severity.WARNING, "A CSP is enforced."),
-        _spec(
-            "cors_not_wildcard",
-            _SECURITY,
-            Severity.WARNING,
-            "A foreign Origin is neither granted by * nor echoed.",
-        ),
-        _spec(
-            "https_redirect",
-            _SECURITY,
-            Severity.WARNING,
-            "Plain http redirects to https.",
-        ),
-        _spec(
-            "rate_limit_headers",
-            _SECURITY,
-            Severity.INFO,
-            "RateLimit-* or X-RateLimit-* headers present.",
-        ),
-    )
-}
-"""Every fixed check of the kind; conditions add `condition_<name>`."""
-
-
-def condition_spec(name: str, condition: str) -> CheckSpec:
-    """The check of the condition called *name*."""
-    return _spec(f"condition_{name}", _RELIABILITY, Severity.CRITICAL, condition)
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What the main request brought back, its body read up to the cap."""
-
-    status: int
-    headers: Mapping[str, str]
-    scheme: str
-    redirects: int
-    content_length: int | None
-    body: bytes
-    read: int
-    cut: bool
-    text: str
-
-
-_STATUS_CLASS = re.compile(r"^[1-5]xx$")
-_STATUS_CODE = re.compile(r"^[1-5]\d\d$")
 _MAX_AGE = re.compile(r"(?:^|;)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 Verdict = tuple[bool, str]
 
 
 # --- status codes ------------------------------------------------------------
-
-
-def status_pattern_error(pattern: int | str) -> str | None:
-    """Why *pattern* is not a status code or class, or None when it is."""
-    if isinstance(pattern, bool):
-        return f"{pattern!r} is not a status code"
-    if isinstance(pattern, int):
-        return None if 100 <= pattern <= 599 else f"{pattern} is not in 100..599"
-    text = pattern.strip().lower()
-    if _STATUS_CLASS.match(text) or _STATUS_CODE.match(text):
-        return None
-    return f"{pattern!r} is not a status code or class"
 
 
 def status_allowed(status: int, patterns: Iterable[int | str]) -> bool:
@@ -177,14 +78,6 @@ def parse_json(body: bytes) -> tuple[Any, str]:
         return None, "body is not UTF-8 text, conditions need JSON"
     except json.JSONDecodeError as error:
         return None, f"body is not JSON ({error.msg} at char {error.pos})"
-
-
-def condition_holds(condition: Condition, document: Any, parse_error: str) -> Verdict:
-    """`condition_<name>`: *condition* holds on the parsed body."""
-    if parse_error:
-        return False, parse_error
-    passed, why = condition.evaluate(document)
-    return passed, why or f"{condition.text} holds"
 
 
 # --- headers ---------------------------------------------------------------------
@@ -307,17 +200,16 @@ def judge_body(config: HttpConfig, reply: Reply, checks: Checks) -> None:
     too_large = body_too_large(config.max_body_bytes) if reply.cut else ""
     if config.body_regex is not None:
         pattern = re.compile(config.body_regex, re.MULTILINE)
-        verdict = (False, too_large) if too_large else body_matches(reply.text, pattern)
+        verdict = (
+            (False, too_large) if too_large else body_matches(reply.text(), pattern)
+        )
         checks.record("body_matches", *verdict)
     if not config.conditions:
         return
     document, parse_error = (None, too_large) if too_large else parse_json(reply.body)
     for named in config.conditions:
-        condition = parse_condition(named.condition)
-        checks.record(
-            f"condition_{named.name}",
-            *condition_holds(condition, document, parse_error),
-        )
+        verdict = (False, parse_error) if parse_error else named.evaluate(document)
+        checks.record(f"condition_{named.name}", *verdict)
 
 
 def judge_headers(
@@ -325,7 +217,7 @@ def judge_headers(
 ) -> None:
     """Record the security header, CORS and rate-limit checks asked for."""
     for name in config.security_header_names():
-        verdict = security_header(name, reply.headers, reply.scheme)
+        verdict = security_header(name, reply.headers, reply.url.scheme)
         checks.record(SECURITY_HEADERS[name], *verdict)
     if config.cors_check:
         checks.record("cors_not_wildcard", *cors_not_wildcard(reply.headers, origin))

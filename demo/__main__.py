@@ -1,4 +1,4 @@
-"""`python -m exporter.demo`: start the simulated estate, then the daemon."""
+"""`python -m demo`: start the simulated estate, then the daemon."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ import os
 import sys
 from pathlib import Path
 
-from exporter.config import DEFAULT_PORT, ConfigError, Settings, load_config
-from exporter.demo import (
+from demo import (
     backups as demo_backups,
     modbus as demo_modbus,
     web as demo_web,
     workers as demo_workers,
 )
+from exporter.config import DEFAULT_PORT, ConfigError, Settings, load_config
 from exporter.logs import setup_logging
 from exporter.server import Daemon, serve
 
-logger = logging.getLogger("exporter.demo")
+logger = logging.getLogger("demo")
 
 
 # The estate's ports. Each may be moved with its environment variable, which
@@ -73,7 +73,7 @@ async def _main(config_path: Path, workdir: Path, listen: str) -> int:
 
 def main() -> int:
     """Run the demo until Ctrl-C."""
-    parser = argparse.ArgumentParser(prog="python -m exporter.demo")
+    parser = argparse.ArgumentParser(prog="python -m demo")
     parser.add_argument("--config", default="config/demo.yml")
     parser.add_argument("--workdir", default=".demo")
     # The demo is for this machine only: loopback unless told otherwise.

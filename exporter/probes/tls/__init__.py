@@ -17,22 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 import struct
 import time
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
 from exporter.probes.base import (
     BaseProbeConfig,
     Category,
+    CheckDef,
     Checks,
-    CheckSpec,
     MetricSpec,
     Port,
     ProbeError,
@@ -45,7 +45,8 @@ from exporter.probes.base import (
     first_line,
 )
 from exporter.probes.context import ProbeContext
-from exporter.probes.tls_certs import (
+from exporter.probes.shared.tls import TlsClientConfig, cached_context
+from exporter.probes.tls.certs import (
     CERT_LABELS,
     NOT_AFTER,
     NOT_BEFORE,
@@ -60,7 +61,6 @@ from exporter.probes.tls_certs import (
     presented_chain,
     validity_problem,
 )
-from exporter.probes.tlsclient import cached_context
 
 METRICS = (
     MetricSpec(
@@ -100,19 +100,25 @@ _LOCAL_REFUSALS = frozenset({"NO_PROTOCOLS_AVAILABLE", "NO_CIPHERS_AVAILABLE"})
 class TlsConfig(BaseProbeConfig):
     """An endpoint (`host`) or PEM files on disk (`files`), and thresholds."""
 
+    RENAMED: ClassVar[dict[str, str]] = {
+        "warn_days": "days_left_min_warning",
+        "critical_days": "days_left_min_critical",
+        "ca_file": "tls_config.ca_file",
+        "server_name": "tls_config.server_name",
+    }
+
     kind: Literal["tls"] = "tls"
     host: str | None = Field(default=None, min_length=1)
     port: Port = 443
-    server_name: str | None = Field(default=None, min_length=1)
-    ca_file: Path | None = None
+    tls_config: TlsClientConfig = Field(default_factory=TlsClientConfig)
     starttls: Literal["postgres"] | None = None
     check_legacy_tls: bool = True
     files: tuple[str, ...] | None = None
-    warn_days: float = Field(default=30.0, ge=0)
-    critical_days: float = Field(default=7.0, ge=0)
+    days_left_min_warning: float = Field(default=30.0, ge=0)
+    days_left_min_critical: float = Field(default=7.0, ge=0)
 
     @model_validator(mode="after")
-    def _one_form(self) -> TlsConfig:
+    def _one_form(self) -> Self:
         if self.host is not None and self.files is not None:
             raise ValueError(
                 "set either `host` (probe a TLS endpoint) or `files` (read PEM"
@@ -123,12 +129,15 @@ class TlsConfig(BaseProbeConfig):
                 "set `host` (probe a TLS endpoint) or `files` (PEM file globs"
                 " such as /etc/ssl/private/*.pem)"
             )
+        # This kind judges what the server offers: a client that skips
+        # verification or limits its versions would judge itself instead.
+        self.tls_config.refuse("tls", "insecure_skip_verify", "min_version")
         if self.files is not None:
             self._files_form_only()
-        if self.critical_days > self.warn_days:
+        if self.days_left_min_critical > self.days_left_min_warning:
             raise ValueError(
-                f"critical_days ({self.critical_days:g}) must not exceed"
-                f" warn_days ({self.warn_days:g})"
+                f"days_left_min_critical ({self.days_left_min_critical:g}) must"
+                f" not exceed days_left_min_warning ({self.days_left_min_warning:g})"
             )
         return self
 
@@ -138,10 +147,8 @@ class TlsConfig(BaseProbeConfig):
                 "`files` needs one or more non-empty paths or globs,"
                 " such as /etc/ssl/private/*.pem"
             )
-        endpoint_only = ("port", "server_name", "ca_file", "starttls")
+        endpoint_only = ("port", "tls_config", "starttls", "check_legacy_tls")
         misplaced = [name for name in endpoint_only if name in self.model_fields_set]
-        if "check_legacy_tls" in self.model_fields_set:
-            misplaced.append("check_legacy_tls")
         if misplaced:
             raise ValueError(
                 f"{', '.join(misplaced)} only apply with `host`;"
@@ -149,67 +156,70 @@ class TlsConfig(BaseProbeConfig):
             )
 
 
-def plan(config: TlsConfig) -> list[CheckSpec]:
-    """Validity and expiry always; chain, hostname and versions for endpoints."""
-    warn = config.warn_days
-    critical = config.critical_days
-    specs = [
-        CheckSpec(
-            "cert_valid_now",
-            Category.SECURITY,
-            Severity.CRITICAL,
-            "The leaf certificate is valid now (not before <= now <= not after).",
-        ),
-        CheckSpec(
-            "cert_expiry_30d",
-            Category.SECURITY,
-            Severity.WARNING,
-            f"The leaf certificate expires in more than {warn:g} days.",
-        ),
-        CheckSpec(
-            "cert_expiry_7d",
-            Category.SECURITY,
-            Severity.CRITICAL,
-            f"The leaf certificate expires in more than {critical:g} days.",
-        ),
-    ]
-    if config.host is None:
-        return specs
-    specs += [
-        CheckSpec(
-            "chain_verifies",
-            Category.SECURITY,
-            Severity.CRITICAL,
-            "The presented chain verifies against the trust store.",
-        ),
-        CheckSpec(
-            "hostname_matches",
-            Category.SECURITY,
-            Severity.CRITICAL,
-            "The leaf certificate is for the server name.",
-        ),
-        CheckSpec(
-            "tls_version_min",
-            Category.SECURITY,
-            Severity.WARNING,
-            "The negotiated TLS version is 1.2 or newer.",
-        ),
-    ]
-    if config.check_legacy_tls:
-        specs.append(
-            CheckSpec(
-                "legacy_tls_refused",
-                Category.SECURITY,
-                Severity.WARNING,
-                "A handshake offering only TLS 1.0/1.1 is refused.",
-            )
-        )
-    return specs
+def _endpoint(config: TlsConfig) -> bool:
+    return config.host is not None
+
+
+CHECKS = (
+    CheckDef(
+        "cert_valid_now",
+        Category.SECURITY,
+        Severity.CRITICAL,
+        "The leaf certificate is valid now (not before <= now <= not after).",
+    ),
+    CheckDef(
+        "cert_expiry_warning",
+        Category.SECURITY,
+        Severity.WARNING,
+        "The leaf certificate has more than `days_left_min_warning` days left"
+        " (30 by default).",
+        threshold="days_left_min_warning",
+        formerly=("cert_expiry_30d",),
+    ),
+    CheckDef(
+        "cert_expiry_critical",
+        Category.SECURITY,
+        Severity.CRITICAL,
+        "The leaf certificate has more than `days_left_min_critical` days left"
+        " (7 by default).",
+        threshold="days_left_min_critical",
+        formerly=("cert_expiry_7d",),
+    ),
+    CheckDef(
+        "chain_verifies",
+        Category.SECURITY,
+        Severity.CRITICAL,
+        "The presented chain verifies against the trust store"
+        " (`tls_config.ca_file`, else the system's).",
+        when=_endpoint,
+    ),
+    CheckDef(
+        "hostname_matches",
+        Category.SECURITY,
+        Severity.CRITICAL,
+        "The leaf certificate is for the server name.",
+        when=_endpoint,
+    ),
+    CheckDef(
+        "tls_version_min",
+        Category.SECURITY,
+        Severity.WARNING,
+        "The negotiated TLS version is 1.2 or newer.",
+        when=_endpoint,
+    ),
+    CheckDef(
+        "legacy_tls_refused",
+        Category.SECURITY,
+        Severity.WARNING,
+        "A handshake offering only TLS 1.0/1.1 is refused.",
+        when=lambda config: _endpoint(config) and config.check_legacy_tls,
+    ),
+)
 
 
 async def probe(config: TlsConfig, ctx: ProbeContext) -> ProbeResult:
     """Judge the endpoint's chain or the files' certificates."""
-    checks = Checks(plan(config))
+    checks = Checks(CHECKS, config)
     if config.files is not None:
         samples = await _probe_files(config, config.files, checks)
     else:
@@ -224,14 +234,12 @@ def _record_leaf_checks(
     checks.record(
         "cert_valid_now", *judge_leaves(leaves, lambda c: validity_problem(c, now))
     )
-    checks.record(
-        "cert_expiry_30d",
-        *judge_leaves(leaves, lambda c: expiry_problem(c, now, config.warn_days)),
-    )
-    checks.record(
-        "cert_expiry_7d",
-        *judge_leaves(leaves, lambda c: expiry_problem(c, now, config.critical_days)),
-    )
+    for check, days in (
+        ("cert_expiry_warning", config.days_left_min_warning),
+        ("cert_expiry_critical", config.days_left_min_critical),
+    ):
+        problem = functools.partial(expiry_problem, now=now, min_days=days)
+        checks.record(check, *judge_leaves(leaves, problem))
 
 
 # --- file form ----------------------------------------------------------------
@@ -267,9 +275,9 @@ class HandshakeFailed(ProbeError):
 
 async def _probe_endpoint(config: TlsConfig, checks: Checks) -> list[Sample]:
     assert config.host is not None  # noqa: S101 (the validator guarantees a form)
-    server_name = config.server_name or config.host
-    verify_context = _verify_context(config)  # a bad ca_file fails before any I/O
-    shown = await _handshake(config, _liberal_context(), server_name)
+    server_name = config.tls_config.server_name or config.host
+    verify_context = _verify_context(config.tls_config)  # bad files fail first
+    shown = await _handshake(config, _liberal_context(config.tls_config), server_name)
     certs = parse_chain(shown.chain)
     if not certs:
         raise ProbeError("the server presented no certificate", reason=Reason.TLS)
@@ -302,17 +310,22 @@ def _hostname_verdict(leaf: CertInfo, server_name: str) -> tuple[bool, str]:
 
 
 def _liberal_context(
-    *, verify: bool = False, legacy_only: bool = False
+    tls: TlsClientConfig, *, legacy_only: bool = False
 ) -> ssl.SSLContext:
-    """A client context that offers every version and suite OpenSSL has;
-    built once per combination and shared (contexts are immutable here)."""
-    settings = ("tls-liberal", verify, legacy_only)
+    """A client context that offers every version and suite OpenSSL has
+    (and the client certificate of `tls_config`, if any); built once per
+    combination and shared (contexts are immutable here)."""
+    settings = ("tls-liberal", legacy_only, tls.cert_file, tls.key_file)
     return cached_context(
-        settings, {}, lambda: _build_liberal(verify=verify, legacy_only=legacy_only)
+        settings,
+        {"cert_file": tls.cert_file, "key_file": tls.key_file},
+        lambda: _build_liberal(tls, verify=False, legacy_only=legacy_only),
     )
 
 
-def _build_liberal(*, verify: bool, legacy_only: bool) -> ssl.SSLContext:
+def _build_liberal(
+    tls: TlsClientConfig, *, verify: bool, legacy_only: bool
+) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False  # judged by hostname_matches, separately
     context.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
@@ -323,29 +336,37 @@ def _build_liberal(*, verify: bool, legacy_only: bool) -> ssl.SSLContext:
         if legacy_only:
             context.maximum_version = ssl.TLSVersion.TLSv1_1
     context.set_ciphers(_LEGACY_CIPHERS)
+    if tls.cert_file is not None:
+        try:
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+        except (OSError, ssl.SSLError) as error:
+            raise TargetConfigError(
+                f"cannot load tls_config.cert_file/key_file {tls.cert_file}:"
+                f" {first_line(error)}"
+            ) from None
     return context
 
 
-def _verify_context(config: TlsConfig) -> ssl.SSLContext:
+def _verify_context(tls: TlsClientConfig) -> ssl.SSLContext:
     """Verification on, trusting ca_file or else the system store; rebuilt
-    only when ca_file changes on disk."""
+    only when one of the files changes on disk."""
     return cached_context(
-        ("tls-verify", config.ca_file),
-        {"ca_file": config.ca_file},
-        lambda: _build_verify(config),
+        ("tls-verify", tls.ca_file, tls.cert_file, tls.key_file),
+        {"ca_file": tls.ca_file, "cert_file": tls.cert_file, "key_file": tls.key_file},
+        lambda: _build_verify(tls),
     )
 
 
-def _build_verify(config: TlsConfig) -> ssl.SSLContext:
-    context = _build_liberal(verify=True, legacy_only=False)
+def _build_verify(tls: TlsClientConfig) -> ssl.SSLContext:
+    context = _build_liberal(tls, verify=True, legacy_only=False)
     try:
-        if config.ca_file is not None:
-            context.load_verify_locations(cafile=str(config.ca_file))
+        if tls.ca_file is not None:
+            context.load_verify_locations(cafile=str(tls.ca_file))
         else:
             context.load_default_certs(ssl.Purpose.SERVER_AUTH)
     except OSError as error:  # ssl.SSLError too: the file is not PEM
         raise TargetConfigError(
-            f"ca_file {config.ca_file}: cannot load CA certificates"
+            f"tls_config.ca_file {tls.ca_file}: cannot load CA certificates"
             f" ({getattr(error, 'reason', None) or error.strerror or 'unreadable'})"
         ) from None
     return context
@@ -359,7 +380,8 @@ async def _verify(
     A second handshake rather than cryptography's verifier: it is OpenSSL's
     verdict, the one real clients reach, with the system store it loads.
     """
-    store = f"ca_file {config.ca_file}" if config.ca_file else "the system store"
+    ca_file = config.tls_config.ca_file
+    store = f"ca_file {ca_file}" if ca_file else "the system store"
     try:
         await _handshake(config, context, server_name)
     except ssl.SSLCertVerificationError as error:
@@ -378,7 +400,7 @@ async def _legacy_refused(config: TlsConfig, server_name: str) -> tuple[bool, st
     """
     if not (ssl.HAS_TLSv1 or ssl.HAS_TLSv1_1):
         return False, "not evaluated: this OpenSSL cannot offer TLS 1.0/1.1"
-    context = _liberal_context(legacy_only=True)
+    context = _liberal_context(config.tls_config, legacy_only=True)
     try:
         shown = await _handshake(config, context, server_name)
     except ssl.SSLError as error:

@@ -1,8 +1,8 @@
-"""The Redis probe's verdicts: what the server said, and what that means.
+"""The redis kind's verdicts: what the server said, and what that means.
 
 Turns the pipeline's replies into `ServerFacts` and BullMQ queue counts,
 keeps the hit-ratio baseline and backlog windows between runs, and records
-the checks and samples `redis.py` exports, such as:
+the checks and samples the kind exports, such as:
 
     readiness_redis_maxmemory_bytes{probe="cache"} 2.147483648e+09
     readiness_check_passed{probe="cache",check="maxmemory_set",...} 1
@@ -12,43 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
 
 from redis.exceptions import ResponseError
 
-from exporter.probes import redis_bullmq
 from exporter.probes.base import Checks, ProtocolError, Sample, TargetConfigError
-from exporter.probes.redis_conn import (
+from exporter.probes.redis import bullmq
+from exporter.probes.redis.config import EVICTION_POLICIES, RedisConfig
+from exporter.probes.redis.connection import (
     Exchange,
     RedisSession,
     error_code,
     raise_if_error,
 )
-
-if TYPE_CHECKING:
-    from exporter.probes.redis import RedisConfig
-
-EVICTION_POLICIES = (
-    "noeviction",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
-    "volatile-lru",
-    "volatile-lfu",
-    "volatile-random",
-    "volatile-ttl",
-)
-EvictionPolicy = Literal[
-    "noeviction",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
-    "volatile-lru",
-    "volatile-lfu",
-    "volatile-random",
-    "volatile-ttl",
-]
-
 
 # --- what the server said ----------------------------------------------------
 
@@ -61,7 +36,7 @@ def pipeline_commands(config: RedisConfig) -> list[tuple[str, ...]]:
     commands += [("CONFIG", "GET", name) for name in _CONFIG_PARAMETERS]
     if config.bullmq is not None:
         for queue in config.bullmq.queues:
-            commands += redis_bullmq.commands(config.bullmq.prefix, queue.name)
+            commands += bullmq.commands(config.bullmq.prefix, queue.name)
     return commands
 
 
@@ -155,22 +130,22 @@ def facts_from(replies: Sequence[object]) -> ServerFacts:
 
 
 def queue_counts(
-    config: redis_bullmq.BullmqConfig, replies: Sequence[object]
-) -> dict[str, redis_bullmq.QueueCounts]:
-    counts: dict[str, redis_bullmq.QueueCounts] = {}
-    width = redis_bullmq.READS_PER_QUEUE
+    config: bullmq.BullmqConfig, replies: Sequence[object]
+) -> dict[str, bullmq.QueueCounts]:
+    counts: dict[str, bullmq.QueueCounts] = {}
+    width = bullmq.READS_PER_QUEUE
     for position, queue in enumerate(config.queues):
         chunk = replies[position * width : (position + 1) * width]
         for index, reply in enumerate(chunk):
             if isinstance(reply, ResponseError) and error_code(reply) == "WRONGTYPE":
-                key = redis_bullmq.key_of(config.prefix, queue.name, index)
+                key = bullmq.key_of(config.prefix, queue.name, index)
                 raise TargetConfigError(
                     f"key {key} is not what BullMQ stores there (WRONGTYPE);"
                     " check bullmq.prefix and the queue name"
                 )
             raise_if_error(reply)
         try:
-            counts[queue.name] = redis_bullmq.counts_from(chunk)
+            counts[queue.name] = bullmq.counts_from(chunk)
         except (TypeError, ValueError) as error:
             raise ProtocolError(
                 f"queue {queue.name}: unexpected reply ({error})"
@@ -197,13 +172,13 @@ class RedisState:
     def __init__(self) -> None:
         self.session = RedisSession()
         self.baseline: _HitBaseline | None = None
-        self.backlogs: dict[str, redis_bullmq.BacklogWindow] = {}
+        self.backlogs: dict[str, bullmq.BacklogWindow] = {}
 
-    def backlog(self, queue: redis_bullmq.BullmqQueue) -> redis_bullmq.BacklogWindow:
+    def backlog(self, queue: bullmq.BullmqQueue) -> bullmq.BacklogWindow:
         runs = queue.backlog_growth_runs or 1
         window = self.backlogs.get(queue.name)
         if window is None or window.runs != runs:
-            window = self.backlogs[queue.name] = redis_bullmq.BacklogWindow(runs)
+            window = self.backlogs[queue.name] = bullmq.BacklogWindow(runs)
         return window
 
     async def aclose(self) -> None:
@@ -277,13 +252,13 @@ def persistence_verdict(mode: str, facts: ServerFacts) -> tuple[bool, str]:
 def judge_memory(checks: Checks, config: RedisConfig, facts: ServerFacts) -> None:
     if facts.maxmemory <= 0:
         detail = "no maxmemory: nothing to compare used memory with (see maxmemory_set)"
-        checks.record("memory_usage", True, detail)
+        checks.record("memory_usage_warning", True, detail)
         checks.record("memory_usage_critical", True, detail)
         return
     ratio = facts.used_memory / facts.maxmemory
     for name, limit in (
-        ("memory_usage", config.memory_warning_ratio),
-        ("memory_usage_critical", config.memory_critical_ratio),
+        ("memory_usage_warning", config.memory_ratio_max_warning),
+        ("memory_usage_critical", config.memory_ratio_max_critical),
     ):
         checks.record(
             name,
@@ -355,10 +330,10 @@ def judge_hit_ratio(
     config: RedisConfig,
     state: RedisState,
     facts: ServerFacts,
-    queues: dict[str, redis_bullmq.QueueCounts],
+    queues: dict[str, bullmq.QueueCounts],
 ) -> list[Sample]:
     own_hits = sum(found.keys_found for found in queues.values())
-    own_misses = redis_bullmq.READS_PER_QUEUE * len(queues) - own_hits
+    own_misses = bullmq.READS_PER_QUEUE * len(queues) - own_hits
     ratio, why = _hit_ratio(state, facts, own_hits, own_misses)
     if config.hit_ratio_min is not None:
         floor = config.hit_ratio_min
@@ -371,21 +346,21 @@ def judge_hit_ratio(
 
 def judge_queues(
     checks: Checks,
-    config: redis_bullmq.BullmqConfig,
+    config: bullmq.BullmqConfig,
     state: RedisState,
-    counts: dict[str, redis_bullmq.QueueCounts],
+    counts: dict[str, bullmq.QueueCounts],
 ) -> list[Sample]:
     samples: list[Sample] = []
     for queue in config.queues:
         found = counts[queue.name]
         if checks.planned(f"bullmq_{queue.name}_depth"):
             checks.record(
-                f"bullmq_{queue.name}_depth", *redis_bullmq.depth_verdict(queue, found)
+                f"bullmq_{queue.name}_depth", *bullmq.depth_verdict(queue, found)
             )
         if queue.backlog_growth_runs is not None:
             checks.record(
                 f"bullmq_{queue.name}_backlog",
                 *state.backlog(queue).observe(found.not_started),
             )
-        samples += redis_bullmq.samples(queue.name, found)
+        samples += bullmq.samples(queue.name, found)
     return samples

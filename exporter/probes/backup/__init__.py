@@ -1,11 +1,11 @@
-"""Probe that judges a set of backup files in one directory.
+"""The backup kind: a set of backup files in one directory, judged.
 
 Is the newest backup fresh, does the set cover its retention window without
 gaps, was old stuff cleaned up, is the newest not suspiciously small, and can
 it be read end to end. Series never vanish: with no backups they read 0.
 
 readiness_backup_newest_timestamp_seconds{probe="mongodb-backups"} 1.7040672e+09
-readiness_backup_max_age_seconds{probe="mongodb-backups"} 93600
+readiness_backup_age_max_seconds{probe="mongodb-backups"} 93600
 readiness_backup_files{probe="mongodb-backups"} 30
 readiness_backup_largest_gap_seconds{probe="mongodb-backups"} 86400
 readiness_backup_verify_success{probe="mongodb-backups"} 1
@@ -14,43 +14,39 @@ readiness_backup_verify_success{probe="mongodb-backups"} 1
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import itertools
 import math
-import os
-import stat
 import statistics
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
 
-from pydantic import Field, model_validator
-
-from exporter.probes.backup_integrity import (
+from exporter.probes.backup.config import DAY, BackupConfig
+from exporter.probes.backup.integrity import (
     Verdict,
     looks_encrypted,
     read_head,
     sniff,
     verify_archive,
 )
+from exporter.probes.backup.listing import (
+    BackupFile,
+    Listing,
+    changed,
+    scan_backup_set,
+)
 from exporter.probes.base import (
-    BaseProbeConfig,
-    ByteSize,
     Category,
+    CheckDef,
     Checks,
-    CheckSpec,
-    Duration,
     MetricSpec,
     ProbeResult,
     Sample,
     Severity,
-    TargetConfigError,
 )
 from exporter.probes.context import ProbeContext
 
-DAY = 86400.0
+__all__ = ["CHECKS", "METRICS", "BackupConfig", "probe"]
+
 # A scheduled job may slip by half its interval before a gap counts, and the
 # cleanup may keep a file up to that long past retention (`find -mtime +N`
 # keeps files until they are N+1 days old, plus the job's own delay).
@@ -63,8 +59,8 @@ METRICS = (
         "Modification time of the newest finished backup; 0 when there is none.",
     ),
     MetricSpec(
-        "backup_max_age_seconds",
-        "The configured max_age: the newest backup may be at most this old.",
+        "backup_age_max_seconds",
+        "The configured age_max: the newest backup may be at most this old.",
     ),
     MetricSpec(
         "backup_newest_size_bytes",
@@ -92,204 +88,52 @@ METRICS = (
 )
 
 
-class BackupConfig(BaseProbeConfig):
-    """A directory of backups, the schedule that fills it and how long it keeps."""
-
-    kind: Literal["backup"] = "backup"
-    # Files change once a day at most; verification reads whole archives.
-    interval: Duration = 300.0
-    timeout: Duration = 120.0
-    path: Path
-    glob: str = Field(default="*", min_length=1)
-    max_age: Duration = 26 * 3600.0
-    backup_interval: Duration = DAY
-    retention: Duration | None = None
-    retention_count: int | None = Field(default=None, ge=1)
-    size_drop_ratio: float = Field(default=0.5, ge=0, le=1)
-    verify: bool | None = None
-    verify_max_bytes: ByteSize = Field(default=4 << 30, ge=1)
-    verify_timeout: Duration | None = None
-    expect_encrypted: bool = False
-    settle_time: Duration = 60.0
-
-    @model_validator(mode="after")
-    def _consistent(self) -> BackupConfig:
-        if "/" in self.glob or os.sep in self.glob:
-            raise ValueError(
-                f"glob {self.glob!r} must match file names inside `path`;"
-                " put the directories in `path`"
-            )
-        if self.backup_interval <= 0 or self.max_age <= 0:
-            raise ValueError("backup_interval and max_age must be above zero")
-        if self.retention is not None and self.retention_count is not None:
-            raise ValueError(
-                "set either retention (a duration such as 30d) or retention_count"
-                " (a number of backups, with backup_interval), not both"
-            )
-        if self.retention_seconds < self.backup_interval:
-            raise ValueError(
-                f"retention ({self.retention_seconds:g}s) must be at least"
-                f" backup_interval ({self.backup_interval:g}s)"
-            )
-        if self.verify_timeout is not None and self.verify_timeout >= self.timeout:
-            raise ValueError(
-                f"verify_timeout ({self.verify_timeout:g}s) must be below timeout"
-                f" ({self.timeout:g}s)"
-            )
-        if self.settle_time >= self.max_age:
-            raise ValueError("settle_time must be below max_age")
-        return self
-
-    @property
-    def retention_seconds(self) -> float:
-        """The window the set must cover; 7 backups' worth unless configured."""
-        if self.retention is not None:
-            return self.retention
-        return (self.retention_count or 7) * self.backup_interval
-
-    @property
-    def verify_enabled(self) -> bool:
-        """Encrypted backups cannot be read, so they are not verified by default."""
-        return self.verify if self.verify is not None else not self.expect_encrypted
-
-    @property
-    def verify_seconds(self) -> float:
-        """Time budget of one verification, inside the probe's timeout."""
-        return self.verify_timeout or 0.8 * self.timeout
-
-
-def plan(config: BackupConfig) -> list[CheckSpec]:
-    """Freshness, retention, cleanup and size always; the rest when enabled."""
-    specs = [
-        CheckSpec(
-            "backup_fresh",
-            Category.DATA,
-            Severity.CRITICAL,
-            "The newest backup is younger than max_age.",
-        ),
-        CheckSpec(
-            "backup_retention",
-            Category.DATA,
-            Severity.WARNING,
-            "The backups cover the retention window without gaps.",
-        ),
-        CheckSpec(
-            "backup_cleanup",
-            Category.DATA,
-            Severity.WARNING,
-            "Nothing older than the retention window is kept.",
-        ),
-        CheckSpec(
-            "backup_size",
-            Category.DATA,
-            Severity.WARNING,
-            "The newest backup is not empty and not much smaller than before.",
-        ),
-    ]
-    if config.verify_enabled:
-        specs.append(
-            CheckSpec(
-                "backup_integrity",
-                Category.DATA,
-                Severity.CRITICAL,
-                "The newest backup reads end to end as the archive it claims to be.",
-            )
-        )
-    if config.expect_encrypted:
-        specs.append(
-            CheckSpec(
-                "backup_encrypted",
-                Category.SECURITY,
-                Severity.WARNING,
-                "The newest backup is not a plain archive, dump or text.",
-            )
-        )
-    return specs
-
-
-# --- the directory -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BackupFile:
-    """One backup as found on disk; *identity* changes when the file does."""
-
-    name: str
-    path: Path
-    size: int
-    mtime: float
-    identity: tuple[int, int, int, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Listing:
-    """What the directory holds; *settled* is sorted oldest first."""
-
-    exists: bool
-    settled: tuple[BackupFile, ...] = ()
-    writing: tuple[BackupFile, ...] = ()
-
-
-def _backup_file(name: str, path: Path, info: os.stat_result) -> BackupFile:
-    identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-    return BackupFile(name, path, info.st_size, info.st_mtime, identity)
-
-
-def _matching_files(directory: Path, glob: str) -> list[BackupFile]:
-    """Regular files (symlinks followed) whose names match; each file once."""
-    found: dict[tuple[int, int], tuple[bool, BackupFile]] = {}
-    try:
-        entries = os.scandir(directory)
-    except NotADirectoryError:
-        raise TargetConfigError(f"path {directory} is not a directory") from None
-    except PermissionError:
-        raise TargetConfigError(
-            f"cannot list {directory}: permission denied for uid {os.getuid()}"
-        ) from None
-    with entries:
-        for entry in entries:
-            if not fnmatch.fnmatchcase(entry.name, glob):
-                continue
-            try:
-                info = entry.stat()  # follows symlinks
-            except OSError:
-                continue  # broken link, link loop, vanished meanwhile
-            if not stat.S_ISREG(info.st_mode):
-                continue
-            link = entry.is_symlink()
-            key = (info.st_dev, info.st_ino)
-            # A `latest` link to a backup must not count it twice.
-            if key in found and (link or not found[key][0]):
-                continue
-            found[key] = (link, _backup_file(entry.name, Path(entry.path), info))
-    return [file for _link, file in found.values()]
-
-
-def _changed(file: BackupFile) -> bool:
-    try:
-        info = os.stat(file.path)
-    except OSError:
-        return True
-    return _backup_file(file.name, file.path, info).identity != file.identity
-
-
-def scan_backup_set(directory: Path, glob: str, settle_time: float) -> Listing:
-    """List the set, split into finished backups and ones still being written.
-
-    A file counts as being written while its mtime is within *settle_time* of
-    now, or when its size or mtime changed since the listing stat.
-    """
-    try:
-        files = _matching_files(directory, glob)
-    except FileNotFoundError:
-        return Listing(exists=False)
-    now = time.time()
-    files.sort(key=lambda file: file.mtime)
-    writing = [file for file in files if abs(now - file.mtime) < settle_time]
-    settled = [file for file in files if abs(now - file.mtime) >= settle_time]
-    while settled and _changed(settled[-1]):
-        writing.append(settled.pop())
-    return Listing(True, tuple(settled), tuple(writing))
+CHECKS = (
+    CheckDef(
+        "backup_fresh",
+        Category.DATA,
+        Severity.CRITICAL,
+        "The newest finished backup is at most `age_max` old (26 h by default).",
+        threshold="age_max",
+    ),
+    CheckDef(
+        "backup_retention",
+        Category.DATA,
+        Severity.WARNING,
+        "The backups cover the retention window (`retention`, or"
+        " `retention_count` backups) with no gap over 1.5 `backup_interval`.",
+        threshold="retention",
+    ),
+    CheckDef(
+        "backup_cleanup",
+        Category.DATA,
+        Severity.WARNING,
+        "Nothing older than the retention window (plus 1.5 `backup_interval`) is kept.",
+        threshold="retention",
+    ),
+    CheckDef(
+        "backup_size",
+        Category.DATA,
+        Severity.WARNING,
+        "The newest backup is not empty and at least `size_ratio_min` of the"
+        " median of the ones before.",
+        threshold="size_ratio_min",
+    ),
+    CheckDef(
+        "backup_integrity",
+        Category.DATA,
+        Severity.CRITICAL,
+        "The newest backup reads end to end as the archive it claims to be.",
+        when=lambda config: config.verify_enabled,
+    ),
+    CheckDef(
+        "backup_encrypted",
+        Category.SECURITY,
+        Severity.WARNING,
+        "The newest backup is not a plain archive, dump or text.",
+        when=lambda config: config.expect_encrypted,
+    ),
+)
 
 
 # --- verdicts --------------------------------------------------------------------
@@ -324,16 +168,16 @@ def _nothing(config: BackupConfig, listing: Listing) -> str:
 
 
 def judge_fresh(config: BackupConfig, listing: Listing, now: float) -> tuple[bool, str]:
-    """The newest finished backup is at most max_age old."""
+    """The newest finished backup is at most age_max old."""
     if not listing.settled:
         return False, _nothing(config, listing)
     newest = listing.settled[-1]
     age = now - newest.mtime
     if age < 0:
         return True, f"newest {newest.name} is dated {_age(age)} ahead (clock skew?)"
-    verdict = "" if age <= config.max_age else " (stale)"
-    return age <= config.max_age, (
-        f"newest {newest.name} is {_age(age)} old, max {_age(config.max_age)}{verdict}"
+    verdict = "" if age <= config.age_max else " (stale)"
+    return age <= config.age_max, (
+        f"newest {newest.name} is {_age(age)} old, max {_age(config.age_max)}{verdict}"
     )
 
 
@@ -405,7 +249,7 @@ def judge_cleanup(
 
 
 def judge_size(config: BackupConfig, listing: Listing) -> tuple[bool, str]:
-    """Not empty, and at least size_drop_ratio of the recent median."""
+    """Not empty, and at least size_ratio_min of the recent median."""
     if not listing.settled:
         return False, _nothing(config, listing)
     newest = listing.settled[-1]
@@ -420,8 +264,8 @@ def judge_size(config: BackupConfig, listing: Listing) -> tuple[bool, str]:
         f"newest is {_size(newest.size)}, {share:.0%} of the median"
         f" {_size(median)} of the previous {len(previous)}"
     )
-    if share < config.size_drop_ratio:
-        return False, f"{text} (min {config.size_drop_ratio:.0%})"
+    if share < config.size_ratio_min:
+        return False, f"{text} (min {config.size_ratio_min:.0%})"
     return True, text
 
 
@@ -438,13 +282,14 @@ class VerifyMemory:
 
 
 async def verify_newest(
-    config: BackupConfig, newest: BackupFile, memory: VerifyMemory
+    config: BackupConfig, newest: BackupFile, memory: VerifyMemory, seconds: float
 ) -> Verdict:
-    """The verdict on *newest*, from memory if that exact file was read."""
+    """The verdict on *newest*, from memory if that exact file was read;
+    a new read takes at most *seconds*."""
     if memory.identity == newest.identity and memory.verdict is not None:
         return memory.verdict
-    verdict = await _verify_in_thread(config, newest)
-    if await asyncio.to_thread(_changed, newest):
+    verdict = await _verify_in_thread(config, newest, seconds)
+    if await asyncio.to_thread(changed, newest):
         return Verdict(
             False, verdict.format, "changed while being read; retried next run"
         )
@@ -453,7 +298,9 @@ async def verify_newest(
     return verdict
 
 
-async def _verify_in_thread(config: BackupConfig, newest: BackupFile) -> Verdict:
+async def _verify_in_thread(
+    config: BackupConfig, newest: BackupFile, seconds: float
+) -> Verdict:
     """Run the verifier in a worker thread that stops when this run does.
 
     Cancelling the await does not stop the thread, and shutdown waits for
@@ -465,7 +312,7 @@ async def _verify_in_thread(config: BackupConfig, newest: BackupFile) -> Verdict
             verify_archive,
             newest.path,
             max_bytes=config.verify_max_bytes,
-            seconds=config.verify_seconds,
+            seconds=seconds,
             stop=stop,
         )
     except asyncio.CancelledError:
@@ -498,7 +345,7 @@ def _samples(
     gaps = gaps_in_window(listing.settled, config.retention_seconds, now)
     samples = [
         Sample("backup_newest_timestamp_seconds", newest.mtime if newest else 0.0),
-        Sample("backup_max_age_seconds", config.max_age),
+        Sample("backup_age_max_seconds", config.age_max),
         Sample("backup_newest_size_bytes", newest.size if newest else 0.0),
         Sample("backup_oldest_timestamp_seconds", oldest.mtime if oldest else 0.0),
         Sample("backup_files", len(everything)),
@@ -510,9 +357,16 @@ def _samples(
     return tuple(samples)
 
 
+def _verify_seconds(config: BackupConfig, ctx: ProbeContext) -> float:
+    """A verification's time: verify_timeout, within most of the run's
+    budget, so that the rest of the run still has time."""
+    share = ctx.deadline.share(0.8)
+    return share if config.verify_timeout is None else min(config.verify_timeout, share)
+
+
 async def probe(config: BackupConfig, ctx: ProbeContext) -> ProbeResult:
     """List the set in a thread, judge it, verify the newest archive once."""
-    checks = Checks(plan(config))
+    checks = Checks(CHECKS, config)
     listing = await asyncio.to_thread(
         scan_backup_set, config.path, config.glob, config.settle_time
     )
@@ -527,7 +381,9 @@ async def probe(config: BackupConfig, ctx: ProbeContext) -> ProbeResult:
         if newest is None:
             checks.record("backup_integrity", False, _nothing(config, listing))
         else:
-            verdict = await verify_newest(config, newest, ctx.state(VerifyMemory))
+            verdict = await verify_newest(
+                config, newest, ctx.state(VerifyMemory), _verify_seconds(config, ctx)
+            )
             verified = verdict.ok
             checks.record(
                 "backup_integrity", verified, f"{newest.name}: {verdict.detail}"

@@ -84,7 +84,7 @@ _ENCRYPTED_MAGICS = (
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """Outcome of one verification; *format* is one of `FORMATS`.
+    """Outcome of one verification; *format* is what `sniff` names.
 
     *conclusive* is False when reading stopped early (a budget ran out, or
     the caller stopped it): the file itself may be fine, so such a verdict
@@ -96,27 +96,6 @@ class Verdict:
     detail: str
     bytes_read: int = 0
     conclusive: bool = True
-
-
-FORMATS = (
-    "tar",
-    "tar.gz",
-    "tar.bz2",
-    "tar.xz",
-    "gz",
-    "bz2",
-    "xz",
-    "zip",
-    "mongodump",
-    "mongodump.gz",
-    "pg_dump.sql",
-    "pg_dump.sql.gz",
-    "pg_dump.custom",
-    "redis.rdb",
-    "encrypted",
-    "empty",
-    "unknown",
-)
 
 
 class BudgetExceeded(Exception):
@@ -222,7 +201,8 @@ def read_head(path: Path, size: int = HEAD) -> bytes:
 
 
 def sniff(head: bytes) -> str:
-    """The outer format of a file from its first bytes, one of `FORMATS`."""
+    """The outer format of a file from its first bytes (gz, tar, zip,
+    mongodump, ..., or unknown)."""
     if not head:
         return "empty"
     for name, (magic, _opener) in _COMPRESSORS.items():

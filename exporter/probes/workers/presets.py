@@ -2,7 +2,8 @@
 
 A preset fills endpoints, mappings, field roles and thresholds so a user
 writes `preset:` and `url:` and nothing else; every part can be overridden
-(explicit fields win, mappings and endpoints merge key by key). The JSON
+(explicit fields win, mappings and endpoints merge key by key: see
+`exporter.probes.shared.presets`). The JSON
 shapes each preset expects are documented, with example documents, in
 docs/probes/workers.md.
 
@@ -16,8 +17,9 @@ docs/probes/workers.md.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
+
+from exporter.probes.shared.presets import Preset
 
 # Worker states as Node worker-thread supervisors name them; anything else is
 # reported as unmapped rather than guessed.
@@ -90,29 +92,13 @@ BULLMQ_JOBS_ENDPOINT: dict[str, Any] = {
     "errors_budget": 10,
 }
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "mcp-threading": MCP_THREADING,
-    "bullmq-jobs-endpoint": BULLMQ_JOBS_ENDPOINT,
+PRESETS: dict[str, Preset] = {
+    "mcp-threading": Preset(
+        MCP_THREADING,
+        note="the MCP Threading System's /api/threading/status, one worker or a pool",
+    ),
+    "bullmq-jobs-endpoint": Preset(
+        BULLMQ_JOBS_ENDPOINT,
+        note="a NestJS /api/jobs/metrics with BullMQ getJobCounts() per queue",
+    ),
 }
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """*base* with *override* laid over it; nested mappings merge key by key."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def apply_preset(raw: dict[str, Any]) -> dict[str, Any]:
-    """*raw* probe fields merged over the preset it names (if any)."""
-    name = raw.get("preset")
-    if name is None:
-        return raw
-    if not isinstance(name, str) or name not in PRESETS:
-        known = ", ".join(sorted(PRESETS))
-        raise ValueError(f"unknown preset {name!r}: use one of {known}")
-    return deep_merge(PRESETS[name], raw)

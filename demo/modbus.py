@@ -19,7 +19,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from exporter.probes.modbus_gateway import quiet_pymodbus
+from exporter.probes.modbus.gateway import quiet_pymodbus
 
 FLOAT32 = AsyncModbusTcpClient.DATATYPE.FLOAT32
 FREQUENCY_ADDRESS = 0

@@ -1,9 +1,10 @@
-"""The Redis probe's connection: URL, connect, RESP3 with RESP2 fallback, reuse.
+"""The redis kind's connection: connect, RESP3 with RESP2 fallback, reuse.
 
 One bare redis-py `Connection` per probe, kept between runs and remade when
 the server dropped it; a server that rejects HELLO (Redis < 6) is spoken to
-in RESP2 from then on. Driver errors become the runner's failure reasons.
-Nothing here is exported as a metric; its figures reach `redis.py` as:
+in RESP2 from then on. `translate_error` puts redis-py's exceptions in the
+runner's terms. Nothing here is exported as a metric; its figures reach the
+probe as:
 
     Exchange(replies=['PONG', '# Server\\r\\n...', ...], protocol=3,
              connect_seconds=0.0021)
@@ -15,12 +16,11 @@ import builtins
 import os
 import ssl
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, cast
-from urllib.parse import unquote, urlsplit
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
-from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
@@ -41,62 +41,13 @@ from exporter.probes.base import (
     TargetConfigError,
     first_line,
 )
-from exporter.probes.secrets import resolve_password
+from exporter.probes.context import Deadline
+from exporter.probes.redis.config import RedisConfig
+from exporter.probes.redis.url import Target, parse_url
+from exporter.probes.shared.secrets import has_secret, resolve_secret
 from exporter.redact import redact
 
-if TYPE_CHECKING:
-    from exporter.probes.redis import RedisConfig
-
 CLIENT_NAME = "readiness-exporter"
-
-
-# --- the url -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """The parts of a redis:// or rediss:// URL the probe uses."""
-
-    host: str
-    port: int
-    db: int
-    tls: bool
-    username: str | None
-    password: str | None = field(default=None, repr=False)
-
-    @property
-    def address(self) -> str:
-        """host:port, safe to show (no credentials)."""
-        return f"{self.host}:{self.port}"
-
-
-def parse_url(url: str) -> Target:
-    """Split *url*; errors never repeat the URL, which may hold a password."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss"):
-        raise ValueError("url must start with redis:// or rediss:// (TLS)")
-    if not parts.hostname:
-        raise ValueError("url has no host; write redis://host:6379/0")
-    if parts.query or parts.fragment:
-        raise ValueError(
-            "url query options are not supported; use the probe's fields"
-            " (timeout, username, password, ca_file, ...)"
-        )
-    try:
-        port = parts.port or 6379
-    except ValueError:
-        raise ValueError("url has an invalid port") from None
-    database = parts.path.strip("/")
-    if database and not database.isdigit():
-        raise ValueError("the url path must be a database number, as in /0")
-    return Target(
-        host=parts.hostname,
-        port=port,
-        db=int(database or 0),
-        tls=parts.scheme == "rediss",
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
 
 
 # --- talking to the server ---------------------------------------------------
@@ -129,14 +80,25 @@ class _Link(Protocol):
     ) -> Any: ...
 
 
-class Deadline:
-    """Inner driver deadline, a little before the runner's hard one."""
+class _TlsConnection(Connection):
+    """A connection over TLS with the shared context of `tls_config`.
 
-    def __init__(self, timeout: float) -> None:
-        self._end = time.monotonic() + timeout * 0.9
+    redis-py's own SSLConnection builds a context per connection (loading
+    the trust store each time) and cannot set the server name; this one
+    hands asyncio the cached context, as SSLConnection hands its own.
+    """
 
-    def remaining(self) -> float:
-        return max(0.01, self._end - time.monotonic())
+    def __init__(self, *, tls: ssl.SSLContext, server_name: str, **kwargs: Any) -> None:
+        self._tls = tls
+        self._server_name = server_name
+        super().__init__(**kwargs)
+
+    def _connection_arguments(self) -> Mapping[str, Any]:
+        return {
+            **super()._connection_arguments(),
+            "ssl": self._tls,
+            "server_hostname": self._server_name,
+        }
 
 
 def _new_link(
@@ -171,17 +133,16 @@ def _new_link(
         return cast(_Link, Connection(**options))
     return cast(
         _Link,
-        SSLConnection(
-            ssl_ca_certs=str(config.ca_file) if config.ca_file else None,
-            ssl_cert_reqs="none" if config.insecure_skip_verify else "required",
-            ssl_check_hostname=not config.insecure_skip_verify,
+        _TlsConnection(
+            tls=config.tls_config.context(),
+            server_name=config.tls_config.server_name or target.host,
             **options,
         ),
     )
 
 
 async def _read_password(config: RedisConfig, target: Target) -> str | None:
-    password = await resolve_password(config.password, config.password_file)
+    password = await resolve_secret(config, "password")
     return target.password if password is None else password
 
 
@@ -352,8 +313,12 @@ def _os_error_in(error: BaseException) -> OSError | None:
     return None
 
 
-def translate(error: RedisError, target: Target, has_password: bool) -> Exception:
-    """The runner's reason for a redis-py exception, as a new exception."""
+def translate_error(error: Exception, config: RedisConfig) -> BaseException | None:
+    """A redis-py exception in the runner's terms; None for others."""
+    if not isinstance(error, RedisError):
+        return None
+    target = parse_url(config.url)
+    has_password = has_secret(config, "password") or bool(target.password)
     text = redact(first_line(str(error)))
     where = target.address
     if isinstance(error, RedisTimeoutError):

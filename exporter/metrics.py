@@ -28,7 +28,7 @@ from exporter.exposition import (
     format_value,
     sample_line,
 )
-from exporter.probes import PROBES
+from exporter.kinds import PROBES
 from exporter.probes.base import Category, Reason
 from exporter.readiness import Verdict
 from exporter.scheduler import ProbeRecord, Scheduler
@@ -148,8 +148,10 @@ class DaemonStatus:
     reload_failures: int = 0
 
 
-class Collector:
-    """Renders /metrics for a scheduler."""
+class MetricsRenderer:
+    """Renders /metrics for a scheduler, keeping each probe's lines until
+    its next result (no prometheus_client collector: those rebuild every
+    sample on every scrape)."""
 
     def __init__(self, scheduler: Scheduler, status: DaemonStatus) -> None:
         self.scheduler = scheduler
@@ -162,9 +164,21 @@ class Collector:
         self._labels: weakref.WeakKeyDictionary[ProbeRecord, _ProbeLabels] = (
             weakref.WeakKeyDictionary()
         )
+        # Each probe's lines by family; a removed probe's go with its record.
+        self._rendered: weakref.WeakKeyDictionary[ProbeRecord, dict[str, str]] = (
+            weakref.WeakKeyDictionary()
+        )
         # Render each probe as its result arrives: the work is spread over
         # the probes' intervals instead of landing on a scrape.
-        scheduler.on_result = self.render_probe
+        scheduler.subscribe(self._on_result)
+
+    def _on_result(self, record: ProbeRecord) -> None:
+        self._rendered.pop(record, None)
+        self.render_probe(record)
+
+    def cached(self, record: ProbeRecord) -> dict[str, str] | None:
+        """The lines kept for *record*, None until it is first rendered."""
+        return self._rendered.get(record)
 
     # --- per probe ---------------------------------------------------------------
 
@@ -176,9 +190,10 @@ class Collector:
         return labels
 
     def render_probe(self, record: ProbeRecord) -> dict[str, str]:
-        """The probe's lines by family name; cached on the record."""
-        if record.rendered is not None:
-            return record.rendered
+        """The probe's lines by family name, rendered once per result."""
+        cached = self._rendered.get(record)
+        if cached is not None:
+            return cached
         labels = self._labels_of(record)
         base = labels.base
         parts: dict[str, list[str]] = {}
@@ -215,8 +230,9 @@ class Collector:
         ]
         parts[RUNS.name] = [f"{RUNS.name}{{{base}}} {record.runs}\n"]
         parts[FAILURES.name] = [f"{FAILURES.name}{{{base}}} {record.failures}\n"]
-        record.rendered = {name: "".join(lines) for name, lines in parts.items()}
-        return record.rendered
+        rendered = {name: "".join(lines) for name, lines in parts.items()}
+        self._rendered[record] = rendered
+        return rendered
 
     def _add_samples(
         self,

@@ -16,41 +16,23 @@ readiness_modbus_register_read_success{probe="meter-1",register="freq"} 1
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import Field, model_validator
 
 from exporter.probes.base import (
-    BaseProbeConfig,
     Category,
+    CheckDef,
     Checks,
-    CheckSpec,
-    Duration,
     MetricSpec,
-    Port,
     ProbeResult,
     Reason,
     Sample,
     Severity,
 )
 from exporter.probes.context import ProbeContext
-from exporter.probes.modbus_gateway import (
-    DeviceSilent,
-    Endpoint,
-    Gateway,
-    GatewayDown,
-    SerialEndpoint,
-    TcpEndpoint,
-)
-from exporter.probes.modbus_registers import (
-    Read,
-    Register,
-    decode,
-    load_profile,
-    merge_registers,
-    plan_reads,
-)
+from exporter.probes.modbus.config import ModbusConfig
+from exporter.probes.modbus.gateway import DeviceSilent, Gateway, GatewayDown
+from exporter.probes.modbus.registers import Read, decode, plan_reads
+
+__all__ = ["CHECKS", "METRICS", "ModbusConfig", "probe"]
 
 METRICS = (
     MetricSpec(
@@ -107,123 +89,28 @@ EXCEPTION_NAMES = {
     10: "gateway path unavailable",
     11: "gateway target did not respond",
 }
-_SERIAL_FIELDS = frozenset({"baudrate", "parity", "stopbits", "bytesize"})
-
-
-class ModbusConfig(BaseProbeConfig):
-    """Where the device is, how to reach it, and which registers to read."""
-
-    kind: Literal["modbus"] = "modbus"
-    host: str | None = Field(default=None, min_length=1)
-    port: Port = 502
-    framer: Literal["socket", "rtu"] | None = None
-    serial: str | None = Field(default=None, min_length=1)
-    baudrate: int = Field(default=9600, ge=300, le=4_000_000)
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
-    bytesize: Literal[7, 8] = 8
-    unit: int = Field(default=1, ge=0, le=255)
-    pause: Duration = 0.0
-    request_timeout: Duration | None = None
-    max_gap: int = Field(default=0, ge=0, le=100)
-    profile: str | None = Field(default=None, min_length=1)
-    profiles_file: Path | None = None
-    registers: tuple[Register, ...] = Field(min_length=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _profile_registers(cls, data: Any) -> Any:
-        # The profile is read while the config loads, so a missing file or
-        # profile is a config error at startup, not a failure every run.
-        if not isinstance(data, dict) or data.get("profile") is None:
-            return data
-        if data.get("profiles_file") is None:
-            raise ValueError(
-                "profile needs profiles_file: the YAML file that defines it"
-                " (or share registers with a YAML anchor instead)"
-            )
-        profile = load_profile(Path(data["profiles_file"]), str(data["profile"]))
-        own = data.get("registers") or []
-        if not isinstance(own, list):
-            return data  # let field validation describe the mistake
-        return {**data, "registers": merge_registers(profile, own)}
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ModbusConfig:
-        if (self.host is None) == (self.serial is None):
-            raise ValueError(
-                "set either host (Modbus TCP or RTU over TCP) or serial"
-                " (a serial port such as /dev/ttyUSB0), not both or neither"
-            )
-        if self.serial is not None:
-            if self.framer == "socket":
-                raise ValueError("a serial port speaks RTU: drop framer or set rtu")
-            if "port" in self.model_fields_set:
-                raise ValueError(
-                    "port goes with host; a serial port takes baudrate etc."
-                )
-        elif _SERIAL_FIELDS & self.model_fields_set:
-            raise ValueError(
-                "baudrate, parity, stopbits and bytesize are for serial; with"
-                " host they do nothing"
-            )
-        if self.profiles_file is not None and self.profile is None:
-            raise ValueError("profiles_file is set but profile (the name) is not")
-        if self.request_deadline() >= self.timeout:
-            raise ValueError(
-                f"request_timeout ({self.request_deadline():g}s) must be below"
-                f" timeout ({self.timeout:g}s)"
-            )
-        names = [r.name for r in self.registers]
-        doubled = sorted({n for n in names if names.count(n) > 1})
-        if doubled:
-            raise ValueError(f"register names must be unique; repeated: {doubled}")
-        return self
-
-    def request_deadline(self) -> float:
-        """Seconds one request may take: request_timeout, or 1s / half of
-        timeout, whichever is shorter."""
-        if self.request_timeout is not None:
-            return self.request_timeout
-        return min(1.0, self.timeout / 2)
-
-    def endpoint(self) -> Endpoint:
-        """The gateway this device is reached through (the sharing key)."""
-        if self.serial is not None:
-            return SerialEndpoint(
-                self.serial, self.baudrate, self.parity, self.stopbits, self.bytesize
-            )
-        assert self.host is not None  # noqa: S101 - checked by _consistent
-        return TcpEndpoint(self.host, self.port, self.framer or "socket")
-
-
-def plan(config: ModbusConfig) -> list[CheckSpec]:
-    """`device_answers` and `registers_readable` always; `values_in_range`
-    when some register has a min or max."""
-    specs = [
-        CheckSpec(
-            "device_answers",
-            Category.RELIABILITY,
-            Severity.CRITICAL,
-            "The unit behind the gateway answers requests.",
-        ),
-        CheckSpec(
-            "registers_readable",
-            Category.RELIABILITY,
-            Severity.CRITICAL,
-            "Every configured register can be read.",
-        ),
-    ]
-    if any(r.has_range for r in config.registers):
-        specs.append(
-            CheckSpec(
-                "values_in_range",
-                Category.RELIABILITY,
-                Severity.WARNING,
-                "Every register with a min/max reads inside its range.",
-            )
-        )
-    return specs
+CHECKS = (
+    CheckDef(
+        "device_answers",
+        Category.RELIABILITY,
+        Severity.CRITICAL,
+        "The unit behind the gateway answers requests.",
+    ),
+    CheckDef(
+        "registers_readable",
+        Category.RELIABILITY,
+        Severity.CRITICAL,
+        "Every configured register can be read.",
+    ),
+    CheckDef(
+        "values_in_range",
+        Category.RELIABILITY,
+        Severity.WARNING,
+        "Every register with a `min` or `max` reads inside its range.",
+        threshold="registers[].min, registers[].max",
+        when=lambda config: any(r.has_range for r in config.registers),
+    ),
+)
 
 
 class DeviceDown(Exception):
@@ -246,11 +133,14 @@ class Reading:
 
 
 async def _read(
-    gateway: Gateway, config: ModbusConfig, read: Read, reading: Reading
+    gateway: Gateway,
+    config: ModbusConfig,
+    read: Read,
+    reading: Reading,
+    ctx: ProbeContext,
 ) -> None:
-    reply = await gateway.read(
-        read, config.unit, pause=config.pause, within=config.request_deadline()
-    )
+    within = min(config.request_seconds(), ctx.deadline.remaining())
+    reply = await gateway.read(read, config.unit, pause=config.pause, within=within)
     reading.requests += 1
     reading.slowest_request = max(reading.slowest_request, reply.request_seconds)
     reading.waited += reply.wait_seconds
@@ -263,7 +153,7 @@ async def _read(
     elif len(read.registers) > 1:
         # One refused register must not make its neighbours unreadable.
         for single in read.singles():
-            await _read(gateway, config, single, reading)
+            await _read(gateway, config, single, reading, ctx)
     else:
         reading.refused[read.registers[0].name] = code
 
@@ -272,11 +162,11 @@ async def probe(config: ModbusConfig, ctx: ProbeContext) -> ProbeResult:
     """Read every register of the map, batched, through the shared gateway."""
     endpoint = config.endpoint()
     gateway = ctx.shared(("modbus", endpoint), lambda: Gateway(endpoint))
-    checks = Checks(plan(config))
+    checks = Checks(CHECKS, config)
     reading = Reading()
     try:
         for read in plan_reads(config.registers, config.max_gap):
-            await _read(gateway, config, read, reading)
+            await _read(gateway, config, read, reading, ctx)
     except GatewayDown as down:
         # Export the gateway's state with the failure, not just a reason.
         raise GatewayDown(

@@ -1,4 +1,4 @@
-"""BullMQ queue depths read straight from a queue's Redis keys (redis probe part).
+"""BullMQ queue depths read straight from a queue's Redis keys (redis kind part).
 
 BullMQ v4/v5 keeps a queue under `{prefix}:{queue}:`: lists `wait`, `active`,
 `paused`, sorted sets `prioritized` (waiting jobs with a priority), `delayed`,
@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, Self
 
 from pydantic import Field, model_validator
 
 from exporter.probes.base import (
     Category,
-    CheckSpec,
+    CheckDef,
     MetricSpec,
     Model,
     Sample,
@@ -79,7 +79,7 @@ class BullmqConfig(Model):
     queues: tuple[BullmqQueue, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique_queue_names(self) -> BullmqConfig:
+    def _unique_queue_names(self) -> Self:
         names = [queue.name for queue in self.queues]
         twice = sorted({name for name in names if names.count(name) > 1})
         if twice:
@@ -87,37 +87,39 @@ class BullmqConfig(Model):
         return self
 
 
-def plan(config: BullmqConfig) -> list[CheckSpec]:
-    """`bullmq_eviction_policy`, then depth (when limited) and backlog per queue."""
-    specs = [
-        CheckSpec(
-            "bullmq_eviction_policy",
-            Category.DATA,
-            Severity.WARNING,
-            "maxmemory-policy is noeviction, as BullMQ requires (else jobs vanish).",
-        )
-    ]
-    for queue in config.queues:
-        if queue.limits():
-            specs.append(
-                CheckSpec(
-                    f"bullmq_{queue.name}_depth",
-                    Category.PERFORMANCE,
-                    Severity.WARNING,
-                    f"Job counts of queue {queue.name} are within their limits.",
-                )
-            )
-        if queue.backlog_growth_runs is not None:
-            specs.append(
-                CheckSpec(
-                    f"bullmq_{queue.name}_backlog",
-                    Category.PERFORMANCE,
-                    Severity.WARNING,
-                    f"Jobs not yet started in {queue.name} did not grow on each of"
-                    f" the last {queue.backlog_growth_runs} runs.",
-                )
-            )
-    return specs
+def _queues(config: Any, wanted: Callable[[BullmqQueue], bool]) -> list[str]:
+    return [q.name for q in config.bullmq.queues if wanted(q)] if config.bullmq else []
+
+
+CHECKS = (
+    CheckDef(
+        "bullmq_eviction_policy",
+        Category.DATA,
+        Severity.WARNING,
+        "maxmemory-policy is noeviction, as BullMQ requires (else jobs vanish).",
+        when=lambda config: config.bullmq is not None,
+    ),
+    CheckDef(
+        "bullmq_{item}_depth",
+        Category.PERFORMANCE,
+        Severity.WARNING,
+        "The job counts of the queue are within its `<state>_max` limits.",
+        threshold="bullmq.queues[].<state>_max",
+        items=lambda config: _queues(config, lambda queue: bool(queue.limits())),
+    ),
+    CheckDef(
+        "bullmq_{item}_backlog",
+        Category.PERFORMANCE,
+        Severity.WARNING,
+        "The queue's jobs not yet started did not grow on each of its last"
+        " `backlog_growth_runs` runs.",
+        threshold="bullmq.queues[].backlog_growth_runs",
+        items=lambda config: _queues(
+            config, lambda queue: queue.backlog_growth_runs is not None
+        ),
+    ),
+)
+"""The rows of the redis kind's table for its BullMQ queues."""
 
 
 # --- reading the keys --------------------------------------------------------

@@ -27,7 +27,7 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 from pymodbus.pdu import ModbusPDU
 
 from exporter.probes.base import ProbeError, ProtocolError, Reason
-from exporter.probes.modbus_registers import BIT_TABLES, Read
+from exporter.probes.modbus.registers import BIT_TABLES, Read
 from exporter.redact import redact
 
 Client = AsyncModbusTcpClient | AsyncModbusSerialClient

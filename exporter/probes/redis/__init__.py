@@ -1,0 +1,195 @@
+"""The redis kind: a Redis server's reachability, memory limits, policy,
+persistence and BullMQ queues.
+
+Each run sends one pipeline on the probe's one kept connection (named
+`readiness-exporter` in CLIENT LIST): PING, INFO, a few CONFIG GETs (a server
+that refuses CONFIG falls back to INFO fields) and, when configured, the
+BullMQ queue reads of `bullmq.py`. Retries are off: a run is one attempt.
+The config lives in `config.py`, the connection in `connection.py`, the
+verdicts in `verdicts.py`, the queues in `bullmq.py`; this module is the
+kind: its checks, metrics and the run.
+
+    readiness_redis_memory_used_bytes{probe="cache"} 1.2e+06
+    readiness_redis_maxmemory_bytes{probe="cache"} 2.147483648e+09
+    readiness_redis_keyspace_hits_total{probe="cache"} 4711
+    readiness_redis_eviction_policy_info{probe="cache",policy="allkeys-lru"} 1
+    readiness_redis_hit_ratio{probe="cache"} 0.93
+    readiness_check_passed{probe="cache",check="eviction_policy",...} 1
+"""
+
+from __future__ import annotations
+
+from exporter.probes.base import (
+    Category,
+    CheckDef,
+    Checks,
+    MetricSpec,
+    ProbeResult,
+    Severity,
+)
+from exporter.probes.context import ProbeContext
+from exporter.probes.redis import bullmq
+from exporter.probes.redis.config import RedisConfig
+from exporter.probes.redis.connection import translate_error, unauthenticated_ping
+from exporter.probes.redis.url import parse_url
+from exporter.probes.redis.verdicts import (
+    SERVER_COMMANDS,
+    RedisState,
+    facts_from,
+    judge_hit_ratio,
+    judge_maxmemory,
+    judge_memory,
+    judge_policy,
+    judge_queues,
+    persistence_verdict,
+    pipeline_commands,
+    queue_counts,
+    reachable_detail,
+    server_samples,
+)
+
+__all__ = ["CHECKS", "METRICS", "RedisConfig", "probe", "translate_error"]
+
+METRICS = (
+    MetricSpec(
+        "redis_connect_seconds",
+        "Time to connect and authenticate, for runs that opened a connection.",
+    ),
+    MetricSpec("redis_memory_used_bytes", "used_memory from INFO memory."),
+    MetricSpec("redis_maxmemory_bytes", "maxmemory; 0 means no limit."),
+    MetricSpec("redis_connected_clients", "Client connections, ours included."),
+    MetricSpec("redis_maxclients", "Most client connections the server accepts."),
+    MetricSpec(
+        "redis_evicted_keys_total", "Keys evicted since start (INFO).", "counter"
+    ),
+    MetricSpec(
+        "redis_keyspace_hits_total", "Key lookups that found a key (INFO).", "counter"
+    ),
+    MetricSpec(
+        "redis_keyspace_misses_total",
+        "Key lookups that found no key (INFO).",
+        "counter",
+    ),
+    MetricSpec(
+        "redis_hit_ratio",
+        "Share of key lookups that hit since the previous run (others' lookups"
+        " only); absent when there were none.",
+    ),
+    MetricSpec(
+        "redis_role_info",
+        "Replication role: master, replica or other.",
+        "info",
+        ("role",),
+    ),
+    MetricSpec("redis_aof_enabled", "1 when the append-only file is on."),
+    MetricSpec("redis_rdb_last_save_ok", "1 when the last RDB snapshot succeeded."),
+    MetricSpec(
+        "redis_eviction_policy_info",
+        "maxmemory-policy (other for names this exporter does not know).",
+        "info",
+        ("policy",),
+    ),
+    *bullmq.METRICS,
+)
+
+
+CHECKS = (
+    CheckDef(
+        "reachable",
+        Category.RELIABILITY,
+        Severity.CRITICAL,
+        "Connects, authenticates and answers PING and INFO.",
+    ),
+    CheckDef(
+        "auth_required",
+        Category.SECURITY,
+        Severity.CRITICAL,
+        "A connection without credentials is refused (NOAUTH).",
+        when=lambda config: config.expect_auth,
+    ),
+    CheckDef(
+        "maxmemory_set",
+        Category.PERFORMANCE,
+        Severity.WARNING,
+        "maxmemory is set, and at most `maxmemory_max` when configured.",
+        threshold="maxmemory_max",
+    ),
+    # With bullmq, bullmq_eviction_policy checks the one policy allowed.
+    CheckDef(
+        "eviction_policy",
+        Category.PERFORMANCE,
+        Severity.WARNING,
+        "maxmemory-policy is `eviction_policy` (allkeys-lru by default).",
+        when=lambda config: (
+            config.eviction_policy is not None and config.bullmq is None
+        ),
+    ),
+    CheckDef(
+        "persistence",
+        Category.DATA,
+        Severity.WARNING,
+        "Persistence matches `persistence` (AOF by default).",
+    ),
+    CheckDef(
+        "memory_usage_warning",
+        Category.PERFORMANCE,
+        Severity.WARNING,
+        "used_memory is under `memory_ratio_max_warning` of maxmemory.",
+        threshold="memory_ratio_max_warning",
+        formerly=("memory_usage",),
+    ),
+    CheckDef(
+        "memory_usage_critical",
+        Category.PERFORMANCE,
+        Severity.CRITICAL,
+        "used_memory is under `memory_ratio_max_critical` of maxmemory.",
+        threshold="memory_ratio_max_critical",
+    ),
+    CheckDef(
+        "hit_ratio",
+        Category.PERFORMANCE,
+        Severity.INFO,
+        "The keyspace hit ratio since the last run is at least `hit_ratio_min`"
+        " (passes without traffic).",
+        threshold="hit_ratio_min",
+        when=lambda config: config.hit_ratio_min is not None,
+    ),
+    *bullmq.CHECKS,
+)
+
+
+# --- the probe ---------------------------------------------------------------
+
+
+async def probe(config: RedisConfig, ctx: ProbeContext) -> ProbeResult:
+    """One pipeline (and an unauthenticated PING if asked); judge the answers."""
+    checks = Checks(CHECKS, config)
+    state = ctx.state(RedisState)
+    target = parse_url(config.url)
+    deadline = ctx.deadline
+    commands = pipeline_commands(config)
+    try:
+        exchange = await state.session.exchange(config, target, commands, deadline)
+        facts = facts_from(exchange.replies)
+        queues = (
+            queue_counts(config.bullmq, exchange.replies[SERVER_COMMANDS:])
+            if config.bullmq is not None
+            else {}
+        )
+        if config.expect_auth:
+            checks.record(
+                "auth_required", *await unauthenticated_ping(config, target, deadline)
+            )
+    except BaseException:
+        state.baseline = None  # this run's own lookups are unknown
+        raise
+    checks.record("reachable", True, reachable_detail(config, facts, exchange))
+    judge_maxmemory(checks, config, facts)
+    judge_policy(checks, config, facts)
+    checks.record("persistence", *persistence_verdict(config.persistence, facts))
+    judge_memory(checks, config, facts)
+    samples = server_samples(facts, exchange)
+    samples += judge_hit_ratio(checks, config, state, facts, queues)
+    if config.bullmq is not None:
+        samples += judge_queues(checks, config.bullmq, state, queues)
+    return ProbeResult(checks=checks.finish(), samples=tuple(samples))

@@ -1,0 +1,293 @@
+"""The workers kind: worker-thread and job-queue status APIs (JSON over HTTP).
+
+Fetches one or more JSON endpoints under a base URL, picks items (workers,
+queues) with JSON paths, turns their fields into numbers (string states via
+a `map`, booleans as 1/0) and judges them: every worker alive, memory under
+the limit, queue depth under the limit, errors and restarts not rising
+faster than their budget. The config is in `config.py`, the mapping in
+`mapping.py`, the verdicts in `verdicts.py`, presets for the MCP Threading
+System and a BullMQ jobs endpoint in `presets.py`; the HTTP client is the
+one the http kind uses.
+
+readiness_workers_value{probe="mcp",field="state",item="w3"} 0
+readiness_workers_alive{probe="mcp"} 3
+readiness_workers_reported{probe="mcp"} 4
+readiness_workers_memory_bytes{probe="mcp",item="w4"} 513802240
+readiness_workers_queue_depth{probe="mcp"} 7
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import aiohttp
+
+from exporter.probes.base import (
+    AuthError,
+    Category,
+    CheckDef,
+    Checks,
+    MetricSpec,
+    ProbeError,
+    ProbeResult,
+    ProtocolError,
+    Sample,
+    Severity,
+    first_line,
+)
+from exporter.probes.context import ProbeContext
+from exporter.probes.shared.conditions import CONDITION_CHECK
+from exporter.probes.shared.httpclient import (
+    SESSION_KEY,
+    fetch,
+    new_session,
+    request,
+    translate_error,
+)
+from exporter.probes.workers.config import WorkersConfig
+from exporter.probes.workers.mapping import Item, extract_items, owner_items
+from exporter.probes.workers.verdicts import (
+    BudgetState,
+    judge_alive,
+    judge_budget,
+    judge_memory,
+    judge_queue,
+)
+from exporter.redact import redact
+
+__all__ = ["CHECKS", "METRICS", "WorkersConfig", "probe", "translate_error"]
+
+METRICS = (
+    MetricSpec(
+        "workers_value",
+        "A mapped field of one item (worker, queue), last run; string states"
+        " are mapped to numbers by the probe's config.",
+        labels=("field", "item"),
+    ),
+    MetricSpec("workers_alive", "Workers whose alive field is above zero."),
+    MetricSpec("workers_reported", "Workers the status API reported."),
+    MetricSpec(
+        "workers_memory_bytes", "Memory a worker reports using.", labels=("item",)
+    ),
+    MetricSpec(
+        "workers_memory_max_bytes",
+        "The configured memory_max, to draw next to workers_memory_bytes.",
+    ),
+    MetricSpec("workers_queue_depth", "Messages or jobs waiting, all items summed."),
+    MetricSpec(
+        "workers_errors_total",
+        "Errors the API reports, all items summed (as read, may reset).",
+        type="counter",
+    ),
+    MetricSpec(
+        "workers_restarts_total",
+        "Worker restarts the API reports, all items summed (as read, may reset).",
+        type="counter",
+    ),
+)
+
+CHECKS = (
+    CheckDef(
+        "workers_alive",
+        Category.RELIABILITY,
+        Severity.CRITICAL,
+        "Every worker reports an alive state (`alive_field` above zero).",
+        when=lambda config: config.alive_field is not None,
+    ),
+    CheckDef(
+        "worker_memory",
+        Category.PERFORMANCE,
+        Severity.WARNING,
+        "Every worker's `memory_field` is below `memory_max`.",
+        threshold="memory_max",
+        when=lambda config: config.memory_max is not None,
+    ),
+    CheckDef(
+        "queue_depth",
+        Category.PERFORMANCE,
+        Severity.WARNING,
+        "Every item's `queue_depth_field` is at most `queue_depth_max`.",
+        threshold="queue_depth_max",
+        when=lambda config: config.queue_depth_max is not None,
+    ),
+    CheckDef(
+        "errors_budget",
+        Category.PERFORMANCE,
+        Severity.WARNING,
+        "The errors total rose by at most `errors_budget` since the last run"
+        " (or within `budget_window`).",
+        threshold="errors_budget",
+        when=lambda config: config.errors_budget is not None,
+    ),
+    CheckDef(
+        "restarts_budget",
+        Category.RELIABILITY,
+        Severity.WARNING,
+        "The restarts total rose by at most `restarts_budget` since the last run"
+        " (or within `budget_window`).",
+        threshold="restarts_budget",
+        when=lambda config: config.restarts_budget is not None,
+    ),
+    CONDITION_CHECK,
+)
+
+# Parsing more than this on the event loop would stall every other probe.
+_PARSE_IN_THREAD_BYTES = 1_048_576
+
+
+async def _fetch(
+    session: aiohttp.ClientSession,
+    config: WorkersConfig,
+    endpoint: str,
+    ctx: ProbeContext,
+) -> bytes:
+    url = config.url.rstrip("/") + config.endpoints[endpoint]
+    where = f"endpoint {endpoint} ({redact(url)})"
+    first = await request(config, url, plain={"Accept": "application/json"})
+    try:
+        reply = await fetch(session, config, first, ctx.deadline)
+    except TimeoutError as error:
+        raise ProbeError(
+            f"{where}: no answer within {ctx.deadline.budget:g}s"
+        ) from error
+    except (OSError, aiohttp.ClientError) as error:
+        # The runner classifies the cause (connect, tls, protocol).
+        raise ProbeError(f"{where}: {first_line(error)}") from error
+    if 300 <= reply.status < 400:
+        raise ProtocolError(
+            f"{where}: HTTP {reply.status} redirect"
+            + (
+                " not followed (follow_redirects: false)"
+                if not config.follow_redirects
+                else " without a Location"
+            )
+        )
+    if reply.status in (401, 403):
+        raise AuthError(f"{where}: HTTP {reply.status}")
+    if not 200 <= reply.status < 300:
+        raise ProtocolError(f"{where}: HTTP {reply.status}")
+    if reply.cut:
+        raise ProtocolError(
+            f"{where}: reply is larger than max_body_bytes"
+            f" ({config.max_body_bytes} bytes)"
+        )
+    return reply.body
+
+
+async def _parse_json(body: bytes, endpoint: str) -> Any:
+    if len(body) > _PARSE_IN_THREAD_BYTES:
+        return await asyncio.to_thread(_decode_json, body, endpoint)
+    return _decode_json(body, endpoint)
+
+
+def _decode_json(body: bytes, endpoint: str) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ProtocolError(
+            f"endpoint {endpoint}: reply is not JSON ({first_line(error, 80)})"
+        ) from None
+    except RecursionError:
+        raise ProtocolError(f"endpoint {endpoint}: JSON nested too deep") from None
+
+
+async def _documents(config: WorkersConfig, ctx: ProbeContext) -> dict[str, Any]:
+    session = ctx.shared(SESSION_KEY, new_session)
+    documents = {}
+    # One after another: a status API has few endpoints, and the first
+    # failure then names its endpoint without racing the others.
+    for endpoint in config.endpoints:
+        body = await _fetch(session, config, endpoint, ctx)
+        documents[endpoint] = await _parse_json(body, endpoint)
+    return documents
+
+
+def _value_samples(config: WorkersConfig, found: dict[str, list[Item]]) -> list[Sample]:
+    samples: list[Sample] = []
+    for name, items in found.items():
+        for item in items[: config.mappings[name].max_items]:
+            samples.extend(
+                Sample.of("workers_value", value, field=value_name, item=item.label)
+                for value_name, value in item.values.items()
+            )
+            if config.memory_field in item.values:
+                samples.append(
+                    Sample.of(
+                        "workers_memory_bytes",
+                        item.values[config.memory_field],
+                        item=item.label,
+                    )
+                )
+    return samples
+
+
+def _summed(items: list[Item], field_name: str) -> float | None:
+    values = [i.values[field_name] for i in items if field_name in i.values]
+    return sum(values) if values else None
+
+
+def _judge_budgets(
+    config: WorkersConfig,
+    ctx: ProbeContext,
+    checks: Checks,
+    found: dict[str, list[Item]],
+) -> list[Sample]:
+    state = ctx.state(BudgetState)
+    now = time.monotonic()
+    samples: list[Sample] = []
+    budgets = (
+        ("errors_budget", config.errors_field, config.errors_budget, "errors"),
+        ("restarts_budget", config.restarts_field, config.restarts_budget, "restarts"),
+    )
+    for check, field_name, budget, metric in budgets:
+        if field_name is None:
+            continue
+        total = _summed(owner_items(config, field_name, found), field_name)
+        if total is not None:
+            samples.append(Sample.of(f"workers_{metric}_total", total))
+        if budget is not None:
+            rise = (
+                None
+                if total is None
+                else state.rise(check, total, now, config.budget_window)
+            )
+            judge_budget(checks, check, total, rise, budget)
+    return samples
+
+
+async def probe(config: WorkersConfig, ctx: ProbeContext) -> ProbeResult:
+    """Fetch every endpoint, map the items, judge them."""
+    checks = Checks(CHECKS, config)
+    documents = await _documents(config, ctx)
+    found = {
+        name: extract_items(name, mapping, documents[mapping.endpoint])
+        for name, mapping in config.mappings.items()
+    }
+    samples = _value_samples(config, found)
+    if config.alive_field:
+        workers = owner_items(config, config.alive_field, found)
+        alive = judge_alive(checks, workers, config.alive_field)
+        samples += [
+            Sample.of("workers_alive", alive),
+            Sample.of("workers_reported", len(workers)),
+        ]
+    if config.memory_max is not None:
+        samples.append(Sample.of("workers_memory_max_bytes", config.memory_max))
+    if config.memory_field and config.memory_max is not None:
+        items = owner_items(config, config.memory_field, found)
+        judge_memory(checks, items, config.memory_field, config.memory_max)
+    if config.queue_depth_field:
+        items = owner_items(config, config.queue_depth_field, found)
+        depth = _summed(items, config.queue_depth_field)
+        if config.queue_depth_max is not None:
+            judge_queue(checks, items, config.queue_depth_field, config.queue_depth_max)
+        if depth is not None:
+            samples.append(Sample.of("workers_queue_depth", depth))
+    samples += _judge_budgets(config, ctx, checks, found)
+    for condition in config.conditions:
+        document = documents[config.condition_endpoint(condition)]
+        checks.record(f"condition_{condition.name}", *condition.evaluate(document))
+    return ProbeResult(checks=checks.finish(), samples=tuple(samples))
