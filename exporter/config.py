@@ -176,7 +176,10 @@ def _unknown_checks(probe: BaseProbeConfig) -> str:
     if not unknown:
         return ""
     renamed = {
-        old: row.name for row in kind.checks for old in row.formerly if old in unknown
+        old: new
+        for row in kind.checks
+        for old, new in row.renames(probe).items()
+        if old in unknown
     }
     if renamed:
         return "; ".join(

@@ -244,7 +244,12 @@ class Scheduler:
             record.record(result)
             self.generation += 1
             for callback in self._subscribers:
-                callback(record)
+                try:
+                    callback(record)
+                except Exception:  # one subscriber's bug must not starve the rest
+                    logger.exception(
+                        "a result subscriber failed on %s", record.config.name
+                    )
 
     async def run_all_once(self) -> None:
         """Run every probe once, concurrently (the `check` command)."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from exporter.cli import main
 from tests.conftest import free_port
+from tests.helpers import wait_for_value
 
 
 @pytest.fixture
@@ -101,27 +103,26 @@ def test_gate_with_a_broken_config_exits_2(
 
 
 def _get(url: str) -> tuple[int, str]:
+    """Status and body of a GET; status 0 while nothing answers."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+    except OSError:
+        return 0, ""
 
 
-def _wait_for(url: str, status: int = 200, seconds: float = 10) -> str:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            code, body = _get(url)
-            if code == status:
-                return body
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} never answered {status}")
+async def _wait_for(url: str, done: str | None = None) -> str:
+    """The body of *url* once it answers 200 (and contains *done*)."""
+    _, body = await wait_for_value(
+        lambda: asyncio.to_thread(_get, url),
+        lambda reply: reply[0] == 200 and (done is None or done in reply[1]),
+    )
+    return body
 
 
-def test_daemon_reloads_on_sighup_and_stops_on_sigterm(
+async def test_daemon_reloads_on_sighup_and_stops_on_sigterm(
     tmp_path: Path, listener: int
 ) -> None:
     path = write(
@@ -148,18 +149,15 @@ def test_daemon_reloads_on_sighup_and_stops_on_sigterm(
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait_for(f"{base}/-/ready")
+        await _wait_for(f"{base}/-/ready")
         path.write_text(
             path.read_text()
             + f"  - {{kind: tcp, name: two, host: 127.0.0.1, port: {listener}}}\n"
         )
         process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while 'probe="two"' not in _get(f"{base}/metrics")[1]:
-            assert time.monotonic() < deadline, "SIGHUP did not reload"
-            time.sleep(0.1)
+        await _wait_for(f"{base}/metrics", done='probe="two"')
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+        assert await asyncio.to_thread(process.wait, 10) == 0
     finally:
         if process.poll() is None:
             process.kill()

@@ -133,6 +133,11 @@ def test_bad_durations(text: str | bool) -> None:
             "bad.yml: probe 'x' (probes[0]): labels ['__name__'] are set by the"
             " exporter",
         ),
+        (
+            "{kind: http, name: x, url: 'http://h/', latency_target: 1s}",
+            "bad.yml: probe 'x' (probes[0]): field 'latency_target' is now"
+            " 'latency_p95_max' (renamed in 0.2.0; see the README's changelog)",
+        ),
     ],
 )
 def test_mistakes_name_file_probe_and_field(probe: str, expected: str) -> None:
@@ -148,6 +153,18 @@ def test_user_labels_may_not_clash_with_kind_labels() -> None:
     assert problems == [
         "probe 'c' (probes[0]): field 'labels': ['cn'] already used by the tls"
         " metrics; pick other names"
+    ]
+
+
+def test_an_override_of_a_renamed_check_names_the_new_one() -> None:
+    problems = problems_of(
+        "probes:\n"
+        "  - {kind: tls, name: c, host: h,"
+        " checks: {cert_expiry_30d: {severity: critical}}}\n"
+    )
+    assert problems == [
+        "probe 'c' (probes[0]): field 'checks': check 'cert_expiry_30d' is now"
+        " 'cert_expiry_warning' (renamed in 0.2.0)"
     ]
 
 

@@ -12,6 +12,7 @@ from exporter.probes.base import ProbeResult
 from exporter.probes.context import ProbeContext, SharedResources
 from exporter.scheduler import ConcurrencyLimit, ProbeRecord, Scheduler
 from tests.conftest import config_from
+from tests.helpers import eventually
 from tests.kinds import ScriptedConfig, Tracker, scripted_kind
 
 
@@ -55,10 +56,7 @@ async def test_probes_run_again_after_their_interval(
         )
         await scheduler.start()
         record = scheduler.records["a"]
-        for _ in range(200):  # bounded wait for a third run
-            if record.runs >= 3:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: record.runs >= 3)
         await scheduler.stop()
     assert record.runs >= 3
     assert scheduler.lag.count >= 3  # every scheduled run measured its lag
@@ -73,10 +71,15 @@ async def test_reloading_an_unchanged_probe_never_runs_it_twice(
         )
         scheduler = Scheduler(config)
         await scheduler.start()
-        for _ in range(5):
+        record = scheduler.records["a"]
+        for runs in range(1, 4):
+            # Reload while a run is in flight, and again between runs.
+            await eventually(lambda: Tracker.in_flight == 1)
             await scheduler.apply(config)
-            await asyncio.sleep(0.03)
+            await eventually(lambda: record.runs >= runs)  # noqa: B023 (awaited here)
+            await scheduler.apply(config)
         await scheduler.stop()
+    assert scheduler.records == {}
     assert Tracker.most == 1
 
 
@@ -84,19 +87,19 @@ async def test_a_probe_removed_mid_run_does_not_come_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with scripted_kind(monkeypatch):
+        # The run would take a minute: only cancelling it ends it in time.
         scheduler = Scheduler(
             scripted(
-                "{kind: scripted, name: slow, interval: 10, timeout: 5, sleep: 0.3}"
+                "{kind: scripted, name: slow, interval: 120, timeout: 90, sleep: 60}"
             )
         )
         await scheduler.start()
-        await asyncio.sleep(0.05)
-        assert Tracker.in_flight == 1
+        await eventually(lambda: Tracker.in_flight == 1)
         await scheduler.apply(scripted())
-        await asyncio.sleep(0.4)
         assert scheduler.records == {}
         assert Tracker.in_flight == 0  # the run was cancelled, not finished
         await scheduler.stop()
+    assert Tracker.runs == 1
 
 
 async def test_shared_objects_of_removed_probes_are_closed(
@@ -147,13 +150,12 @@ async def test_a_lower_limit_holds_for_runs_already_waiting(
 ) -> None:
     with scripted_kind(monkeypatch):
         probes = [
-            f"{{kind: scripted, name: p{i}, interval: 10, timeout: 1, sleep: 0.1}}"
+            f"{{kind: scripted, name: p{i}, interval: 10, timeout: 1, sleep: 0.25}}"
             for i in range(6)
         ]
         scheduler = Scheduler(scripted(*probes, concurrency=3))
         runs = asyncio.gather(*(scheduler.run(r) for r in scheduler.records.values()))
-        await asyncio.sleep(0.02)
-        assert Tracker.in_flight == 3
+        await eventually(lambda: Tracker.in_flight == 3)
         await scheduler.apply(scripted(*probes, concurrency=1))
         await runs
         await scheduler.stop()
@@ -164,17 +166,20 @@ async def test_a_lower_limit_holds_for_runs_already_waiting(
 async def test_the_limit_survives_cancelled_waiters() -> None:
     limit = ConcurrencyLimit(1)
     entered: list[int] = []
+    release = asyncio.Event()
 
-    async def hold(n: int, seconds: float) -> None:
+    async def hold(n: int) -> None:
         async with limit:
             entered.append(n)
-            await asyncio.sleep(seconds)
+            if n == 1:
+                await release.wait()
 
-    first = asyncio.create_task(hold(1, 0.05))
-    await asyncio.sleep(0)
-    waiting = [asyncio.create_task(hold(n, 0)) for n in (2, 3, 4)]
-    await asyncio.sleep(0)
+    first = asyncio.create_task(hold(1))
+    await eventually(lambda: entered == [1])
+    waiting = [asyncio.create_task(hold(n)) for n in (2, 3, 4)]
+    await eventually(lambda: len(limit._waiters) == 3)
     waiting[0].cancel()  # cancelled while waiting: must not take a slot
+    release.set()
     await asyncio.gather(first, *waiting, return_exceptions=True)
     assert entered == [1, 3, 4]
     assert limit.active == 0
@@ -192,9 +197,8 @@ async def test_reload_keeps_unchanged_probes_and_drops_removed(
             )
         )
         await scheduler.start()
-        await asyncio.sleep(0.05)
         kept = scheduler.records["keep"]
-        assert kept.runs == 1
+        await eventually(lambda: all(r.runs == 1 for r in scheduler.records.values()))
         await scheduler.apply(
             scripted(
                 "{kind: scripted, name: keep, interval: 10, timeout: 1}",
@@ -202,12 +206,12 @@ async def test_reload_keeps_unchanged_probes_and_drops_removed(
                 "{kind: scripted, name: new, interval: 10, timeout: 1}",
             )
         )
-        await asyncio.sleep(0.05)
+        await eventually(lambda: scheduler.records["new"].runs == 1)
+        await eventually(lambda: scheduler.records["change"].runs == 1)
         assert scheduler.records["keep"] is kept
         assert kept.runs == 1  # not restarted
         assert set(scheduler.records) == {"keep", "change", "new"}
         assert scheduler.records["change"].config.timeout == 2
-        assert scheduler.records["new"].runs == 1
         await scheduler.stop()
     assert scheduler.records == {}
 
@@ -229,3 +233,32 @@ async def test_readiness_follows_results(monkeypatch: pytest.MonkeyPatch) -> Non
     # reliability: 1 of 2 critical checks; security: both warnings pass.
     assert assessment.categories == {"reliability": 0.5, "security": 1.0}
     assert assessment.score == pytest.approx((0.5 * 0.30 + 1.0 * 0.25) / 0.55)
+
+
+async def test_every_subscriber_gets_each_new_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with scripted_kind(monkeypatch):
+        scheduler = Scheduler(
+            scripted(
+                "{kind: scripted, name: a, interval: 10, timeout: 1}",
+                "{kind: scripted, name: b, behaviour: fail_critical,"
+                " interval: 10, timeout: 1}",
+            )
+        )
+        first: list[tuple[str, bool]] = []
+        second: list[str] = []
+        scheduler.subscribe(
+            lambda record: first.append(
+                (
+                    record.config.name,
+                    record.result is not None and record.result.success,
+                )
+            )
+        )
+        scheduler.subscribe(lambda record: second.append(record.config.name))
+        await scheduler.run_all_once()
+        await scheduler.run(scheduler.records["a"])
+        await scheduler.stop()
+    assert sorted(first) == [("a", True), ("a", True), ("b", False)]
+    assert sorted(second) == ["a", "a", "b"]

@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -227,6 +228,22 @@ def parse_size(value: object) -> int:
 ByteSize = Annotated[int, BeforeValidator(parse_size)]
 """Bytes, written in config as `2GB`, `512MiB`, `512mb` or a number."""
 
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise ValueError(
+            f"invalid regular expression: {error}; escape literal characters"
+            " such as [ ( . * with a backslash"
+        ) from None
+    return pattern
+
+
+Regex = Annotated[str, AfterValidator(_compiles)]
+"""A regular expression, compiled once when the config loads to report
+mistakes with the file, probe and field."""
+
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 LabelName = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")]
@@ -401,19 +418,29 @@ class CheckDef:
         """Whether *name* is this check (or one of its family)."""
         return re.fullmatch(self.pattern, name) is not None
 
-    def specs(self, config: Any) -> list[CheckSpec]:
-        """The checks this row gives for *config* (none when disabled)."""
+    def _names(self, config: Any) -> list[tuple[str, str]]:
+        """(item, name) of each check this row gives for *config*."""
         if self.when is not None and not self.when(config):
             return []
-        names = (
-            [self.name]
-            if self.items is None
-            else [self.name.format(item=item) for item in self.items(config)]
-        )
+        if self.items is None:
+            return [("", self.name)]
+        return [(item, self.name.format(item=item)) for item in self.items(config)]
+
+    def specs(self, config: Any) -> list[CheckSpec]:
+        """The checks this row gives for *config* (none when disabled)."""
         return [
             CheckSpec(name, self.category, self.severity, self.meaning)
-            for name in names
+            for _item, name in self._names(config)
         ]
+
+    def renames(self, config: Any) -> dict[str, str]:
+        """Former name -> current name of each check this row gives for
+        *config*; a former name may be a template too (`{item}`)."""
+        return {
+            old.format(item=item): name
+            for item, name in self._names(config)
+            for old in self.formerly
+        }
 
 
 def plan_checks(table: Iterable[CheckDef], config: Any) -> list[CheckSpec]:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import ssl
-import textwrap
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,14 +17,31 @@ import trustme
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from exporter.config import ConfigError, parse_config
-from exporter.probes import config_adapter, http as http_probe, httpclient
 from exporter.probes.base import ProbeResult, Reason
-from exporter.probes.context import ProbeContext, SharedResources
+from exporter.probes.context import Deadline, ProbeContext, SharedResources
 from exporter.probes.http import HttpConfig
-from exporter.probes.httpclient import SESSION_KEY, PhaseTimer, new_session
-from exporter.runner import run_probe
+from exporter.probes.shared import httpclient
+from exporter.probes.shared.httpclient import (
+    MAX_BODY_BYTES,
+    SESSION_KEY,
+    PhaseTimer,
+    fetch,
+    new_session,
+    request,
+)
 from tests.conftest import free_port
+from tests.helpers import (
+    config_problems,
+    detail,
+    eventually,
+    failing,
+    probe_config,
+    run_once,
+    sample,
+    samples_of,
+    verdicts,
+)
+from tests.servers.tls import handshake_server, server_context
 
 SECURE_HEADERS = {
     "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
@@ -53,6 +69,7 @@ class Fake:
 
     delay: float = 0.0
     huge_written: int = 0
+    huge_done: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     origins: list[str] = field(default_factory=list)
 
@@ -89,11 +106,29 @@ def service(fake: Fake) -> web.Application:
         response.enable_chunked_encoding()
         await response.prepare(request)
         chunk = b"x" * 65536
-        with contextlib.suppress(ConnectionError):
-            while fake.huge_written < HUGE_BYTES:
-                await response.write(chunk)
-                fake.huge_written += len(chunk)
+        try:
+            with contextlib.suppress(ConnectionError):
+                while fake.huge_written < HUGE_BYTES:
+                    await response.write(chunk)
+                    fake.huge_written += len(chunk)
+        finally:
+            fake.huge_done.set()
         return response
+
+    async def cut(request: web.Request) -> web.StreamResponse:
+        # Promises 1000 bytes, sends 10, hangs up.
+        response = web.StreamResponse(headers={"Content-Length": "1000"})
+        await response.prepare(request)
+        await response.write(b"x" * 10)
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    async def drop(request: web.Request) -> web.Response:
+        # Hangs up without a status line.
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response()
 
     async def hang(request: web.Request) -> web.Response:
         await fake.release.wait()
@@ -133,6 +168,8 @@ def service(fake: Fake) -> web.Application:
         "/garbage": garbage,
         "/huge": huge,
         "/hang": hang,
+        "/cut": cut,
+        "/drop": drop,
         "/slow": slow,
         "/cors/{mode}": cors,
         "/hop": hop,
@@ -155,20 +192,11 @@ async def base(fake: Fake, aiohttp_server: AiohttpServer) -> AsyncIterator[str]:
     fake.release.set()  # let a hanging handler finish before the server closes
 
 
-def _server_tls(ca: trustme.CA, require_client_cert: bool = False) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-    if require_client_cert:
-        ca.configure_trust(context)
-        context.verify_mode = ssl.CERT_REQUIRED
-    return context
-
-
 @pytest.fixture
 async def https_base(
     fake: Fake, ca: trustme.CA, aiohttp_server: AiohttpServer
 ) -> AsyncIterator[str]:
-    server = await aiohttp_server(service(fake), ssl=_server_tls(ca))
+    server = await aiohttp_server(service(fake), ssl=server_context(ca))
     yield f"https://127.0.0.1:{server.port}"
     fake.release.set()
 
@@ -181,38 +209,16 @@ async def shared() -> AsyncIterator[SharedResources]:
 
 
 def http_config(**fields: Any) -> HttpConfig:
-    raw = {"kind": "http", "name": "api", "timeout": 2, "interval": 10, **fields}
-    config = config_adapter().validate_python(raw)
-    assert isinstance(config, HttpConfig)
+    """An http probe named api with *fields*."""
+    config: HttpConfig = probe_config("http", name="api", **fields)
     return config
 
 
 async def run(
     shared: SharedResources, ctx: ProbeContext | None = None, **fields: Any
 ) -> ProbeResult:
-    config = http_config(**fields)
-    return await run_probe(config, ctx or ProbeContext(config.name, shared))
-
-
-def checks_of(result: ProbeResult) -> dict[str, bool]:
-    return {check.name: check.passed for check in result.checks}
-
-
-def detail(result: ProbeResult, name: str) -> str:
-    return next(c.detail for c in result.checks if c.name == name)
-
-
-def sample(result: ProbeResult, name: str, **labels: str) -> float:
-    wanted = tuple(labels.items())
-    values = [s.value for s in result.samples if s.name == name and s.labels == wanted]
-    assert len(values) == 1, f"{name}{labels}: {result.samples}"
-    return values[0]
-
-
-def config_problems(yaml_text: str) -> str:
-    with pytest.raises(ConfigError) as caught:
-        parse_config(textwrap.dedent(yaml_text), "test.yml")
-    return "\n".join(caught.value.problems)
+    """One run of an http probe with *fields*."""
+    return await run_once(http_config(**fields), shared, ctx)
 
 
 # --- healthy and unhealthy targets ------------------------------------------------
@@ -232,7 +238,7 @@ async def test_healthy_endpoint_passes_every_check(
         security_headers=["x_frame_options", "x_content_type_options", "csp"],
     )
     assert result.success, result.checks
-    assert checks_of(result) == {
+    assert verdicts(result) == {
         "status_ok": True,
         "body_matches": True,
         "condition_0": True,
@@ -246,9 +252,10 @@ async def test_healthy_endpoint_passes_every_check(
     assert sample(result, "http_content_length_bytes") == len(json.dumps(HEALTHY))
     assert sample(result, "http_redirects") == 0
     phases = {
-        phase: sample(result, "http_duration_seconds", phase=phase)
-        for phase in ("resolve", "connect", "processing", "transfer")
+        dict(labels)["phase"]: seconds
+        for labels, seconds in samples_of(result, "http_duration_seconds").items()
     }
+    assert set(phases) == {"resolve", "connect", "processing", "transfer"}
     # An IP literal needs no lookup; every other phase took some time, and
     # together they fit in the run.
     assert phases["resolve"] == 0
@@ -263,7 +270,7 @@ async def test_resolve_phase_is_measured_for_host_names(
     url = base.replace("127.0.0.1", "localhost") + "/healthy"
     result = await run(shared, url=url, security_headers=False)
     assert result.success, result.error
-    assert sample(result, "http_duration_seconds", phase="resolve") > 0
+    assert (sample(result, "http_duration_seconds", phase="resolve") or 0) > 0
 
 
 async def test_every_run_opens_a_new_connection(
@@ -272,8 +279,8 @@ async def test_every_run_opens_a_new_connection(
     config = http_config(url=f"{base}/healthy", security_headers=False)
     ctx = ProbeContext(config.name, shared)
     for _ in range(2):
-        result = await run_probe(config, ctx)
-        assert sample(result, "http_duration_seconds", phase="connect") > 0
+        result = await run_once(config, shared, ctx)
+        assert (sample(result, "http_duration_seconds", phase="connect") or 0) > 0
 
 
 async def test_server_error_is_a_result_with_the_status_code(
@@ -282,7 +289,7 @@ async def test_server_error_is_a_result_with_the_status_code(
     result = await run(shared, url=f"{base}/error", security_headers=False)
     assert not result.success
     assert result.reason is Reason.CHECK
-    assert checks_of(result)["status_ok"] is False
+    assert verdicts(result)["status_ok"] is False
     assert detail(result, "status_ok") == "HTTP 500, wanted 2xx"
     assert sample(result, "http_status_code") == 500
 
@@ -291,7 +298,7 @@ async def test_valid_status_codes_accept_codes_and_classes(
     base: str, shared: SharedResources
 ) -> None:
     result = await run(shared, url=f"{base}/error", valid_status_codes=[200, "5xx"])
-    assert checks_of(result)["status_ok"] is True
+    assert verdicts(result)["status_ok"] is True
 
 
 async def test_unreachable_target_is_reason_connect_with_status_zero(
@@ -300,7 +307,7 @@ async def test_unreachable_target_is_reason_connect_with_status_zero(
     url = f"http://127.0.0.1:{free_port()}/health"
     result = await run(shared, url=url, body_regex="ok")
     assert result.reason is Reason.CONNECT
-    assert not any(checks_of(result).values())
+    assert not any(verdicts(result).values())
     assert detail(result, "body_matches").startswith("not evaluated (connect: ")
     assert sample(result, "http_status_code") == 0
     assert sample(result, "http_duration_seconds", phase="processing") == 0
@@ -317,6 +324,23 @@ async def test_hanging_server_times_out_within_the_timeout(
     assert sample(result, "http_status_code") == 0
 
 
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [("/cut", "ClientPayloadError"), ("/drop", "ServerDisconnectedError")],
+)
+async def test_a_server_that_hangs_up_mid_reply_is_protocol_with_status_zero(
+    base: str, shared: SharedResources, path: str, error: str
+) -> None:
+    # The probe raises a ProbeError without a reason, from aiohttp's error,
+    # to keep its samples; the runner gives it the reason of the cause.
+    result = await run(shared, url=f"{base}{path}", body_regex="x")
+    assert result.reason is Reason.PROTOCOL, result.error
+    assert result.error.startswith(error), result.error
+    assert detail(result, "body_matches").startswith("not evaluated (protocol: ")
+    assert sample(result, "http_status_code") == 0
+    assert sample(result, "http_latency_p95_seconds") == pytest.approx(1.8)
+
+
 # --- bodies -------------------------------------------------------------------------
 
 
@@ -327,8 +351,8 @@ async def test_garbage_body_fails_conditions_but_keeps_samples(
         shared, url=f"{base}/garbage", conditions=['$.status == "healthy"']
     )
     assert result.reason is Reason.CHECK
-    assert checks_of(result)["status_ok"] is True
-    assert checks_of(result)["condition_0"] is False
+    assert verdicts(result)["status_ok"] is True
+    assert verdicts(result)["condition_0"] is False
     assert detail(result, "condition_0").startswith("body is not JSON")
     assert sample(result, "http_status_code") == 200
 
@@ -347,8 +371,8 @@ async def test_oversized_body_is_cut_at_max_body_bytes(
     assert detail(result, "body_matches").startswith(f"body larger than {limit}")
     assert detail(result, "condition_0").startswith(f"body larger than {limit}")
     assert sample(result, "http_body_read_bytes") == limit + 1
-    assert checks_of(result)["status_ok"] is True
-    await asyncio.sleep(0.1)  # let the server notice the closed connection
+    assert verdicts(result)["status_ok"] is True
+    await eventually(fake.huge_done.is_set)  # the server noticed the close
     assert fake.huge_written < 16 * 1024 * 1024, "the client must stop reading"
 
 
@@ -360,7 +384,7 @@ async def test_declared_oversized_body_is_not_read(
     )
     assert sample(result, "http_body_read_bytes") == 0
     assert sample(result, "http_content_length_bytes") == len(json.dumps(HEALTHY))
-    assert checks_of(result)["body_matches"] is False
+    assert verdicts(result)["body_matches"] is False
 
 
 async def test_wildcard_condition_fails_on_one_dependency_down(
@@ -375,11 +399,11 @@ async def test_wildcard_condition_fails_on_one_dependency_down(
         ],
         security_headers=False,
     )
-    assert checks_of(result)["condition_deps_up"] is False
+    assert verdicts(result)["condition_deps_up"] is False
     assert detail(result, "condition_deps_up") == (
         '$.dependencies[*].status is "down", wanted == "up"'
     )
-    assert checks_of(result)["condition_count"] is True
+    assert verdicts(result)["condition_count"] is True
 
 
 # --- headers ---------------------------------------------------------------------------
@@ -389,8 +413,7 @@ async def test_missing_security_headers_are_warnings(
     base: str, shared: SharedResources
 ) -> None:
     result = await run(shared, url=f"{base}/degraded")
-    failed = {name for name, passed in checks_of(result).items() if not passed}
-    assert failed == {
+    assert failing(result) == {
         "hsts_header",
         "x_frame_options_header",
         "x_content_type_options_header",
@@ -404,7 +427,7 @@ async def test_hsts_over_plain_http_does_not_count(
     base: str, shared: SharedResources
 ) -> None:
     result = await run(shared, url=f"{base}/healthy", security_headers=["hsts"])
-    assert checks_of(result)["hsts_header"] is False
+    assert verdicts(result)["hsts_header"] is False
     assert "plain http" in detail(result, "hsts_header")
 
 
@@ -415,7 +438,7 @@ async def test_cors_grants_to_a_foreign_origin(
     base: str, shared: SharedResources, mode: str, passed: bool
 ) -> None:
     result = await run(shared, url=f"{base}/cors/{mode}", security_headers=False)
-    assert checks_of(result) == {"status_ok": True, "cors_not_wildcard": passed}
+    assert verdicts(result) == {"status_ok": True, "cors_not_wildcard": passed}
 
 
 async def test_rate_limit_headers(base: str, shared: SharedResources) -> None:
@@ -425,8 +448,8 @@ async def test_rate_limit_headers(base: str, shared: SharedResources) -> None:
     absent = await run(
         shared, url=f"{base}/degraded", rate_limit_headers=True, security_headers=False
     )
-    assert checks_of(present)["rate_limit_headers"] is True
-    assert checks_of(absent)["rate_limit_headers"] is False
+    assert verdicts(present)["rate_limit_headers"] is True
+    assert verdicts(absent)["rate_limit_headers"] is False
 
 
 async def test_redirects_are_followed_and_counted(
@@ -439,7 +462,7 @@ async def test_redirects_are_followed_and_counted(
         shared, url=f"{base}/hop", security_headers=False, follow_redirects=False
     )
     assert sample(kept, "http_status_code") == 302
-    assert checks_of(kept)["status_ok"] is False
+    assert verdicts(kept)["status_ok"] is False
 
 
 @dataclass
@@ -536,14 +559,14 @@ async def test_secrets_do_not_follow_a_downgrade_to_plain_http(
 ) -> None:
     plain, plain_base = await recorder_at(aiohttp_server)
     secure, port = await redirector_to(
-        aiohttp_server, f"{plain_base}/landing", ssl=_server_tls(ca)
+        aiohttp_server, f"{plain_base}/landing", ssl=server_context(ca)
     )
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(ca_file)
     result = await run(
         shared,
         url=f"https://127.0.0.1:{port}/away",
-        ca_file=str(ca_file),
+        tls_config={"ca_file": str(ca_file)},
         security_headers=False,
         headers={"X-API-Key": "k3y"},
     )
@@ -564,17 +587,17 @@ async def test_a_redirect_loop_is_a_protocol_failure(
 
 
 async def test_a_spent_budget_is_a_timeout_not_an_unbounded_request(
-    base: str, shared: SharedResources
+    aiohttp_server: AiohttpServer, shared: SharedResources
 ) -> None:
     # aiohttp reads ClientTimeout(total<=0) as "no timeout": a run whose
     # budget is gone must end as a timeout before sending anything.
-    config = http_config(url=f"{base}/healthy")
-    ctx = ProbeContext(config.name, shared)
-    session = ctx.shared(SESSION_KEY, new_session)
+    recorder, base_url = await recorder_at(aiohttp_server)
+    config = http_config(url=f"{base_url}/healthy")
+    session = shared.get(SESSION_KEY, new_session)
+    first = await request(config, config.target())
     with pytest.raises(TimeoutError):
-        await http_probe._fetch(
-            session, config, PhaseTimer(), time.perf_counter() - 0.001
-        )
+        await fetch(session, config, first, Deadline(0.0), PhaseTimer())
+    assert recorder.seen == []
 
 
 # --- latency -----------------------------------------------------------------------------
@@ -585,7 +608,7 @@ async def test_latency_p95_over_a_window_of_runs(
 ) -> None:
     config = http_config(
         url=f"{base}/slow",
-        latency_target="1s",
+        latency_p95_max="1s",
         latency_window=3,
         security_headers=False,
         cors_check=False,
@@ -594,13 +617,14 @@ async def test_latency_p95_over_a_window_of_runs(
     results = []
     for delay in (0, 0, 1.2, 0, 0, 0):
         fake.delay = delay
-        results.append(await run_probe(config, ctx))
+        results.append(await run_once(config, shared, ctx))
     # The slow run fails the window until three faster runs pushed it out.
-    verdicts = [checks_of(result)["latency_p95"] for result in results]
-    assert verdicts == [True, True, False, False, False, True]
+    passed = [verdicts(result)["latency_p95"] for result in results]
+    assert passed == [True, True, False, False, False, True]
     assert detail(results[2], "latency_p95").startswith("p95 1.")
     assert detail(results[2], "latency_p95").endswith("over 3 runs, target 1s")
-    assert sample(results[-1], "http_latency_p95_seconds") < 1
+    last_p95 = sample(results[-1], "http_latency_p95_seconds")
+    assert last_p95 is not None and last_p95 < 1
 
 
 async def test_runs_without_a_reply_count_as_the_request_budget(
@@ -609,21 +633,21 @@ async def test_runs_without_a_reply_count_as_the_request_budget(
     config = http_config(
         url=f"{base}/slow",
         timeout=1,
-        latency_target="0.5s",
+        latency_p95_max="0.5s",
         latency_window=3,
         security_headers=False,
         cors_check=False,
     )
     ctx = ProbeContext(config.name, shared)
     fake.delay = 5
-    timed_out = await run_probe(config, ctx)
+    timed_out = await run_once(config, shared, ctx)
     fake.delay = 0
-    answered = await run_probe(config, ctx)
+    answered = await run_once(config, shared, ctx)
     assert timed_out.reason is Reason.TIMEOUT
     # The budget is 0.9s of the 1s timeout; a fast reply must not hide it.
     assert sample(timed_out, "http_latency_p95_seconds") == pytest.approx(0.9)
-    assert checks_of(answered)["status_ok"] is True
-    assert checks_of(answered)["latency_p95"] is False
+    assert verdicts(answered)["status_ok"] is True
+    assert verdicts(answered)["latency_p95"] is False
     assert detail(answered, "latency_p95").startswith("p95 0.900s over 2 runs")
 
 
@@ -633,9 +657,11 @@ async def test_runs_without_a_reply_count_as_the_request_budget(
 async def test_https_with_private_ca(
     https_base: str, ca_file: Path, shared: SharedResources
 ) -> None:
-    result = await run(shared, url=f"{https_base}/healthy", ca_file=str(ca_file))
+    result = await run(
+        shared, url=f"{https_base}/healthy", tls_config={"ca_file": str(ca_file)}
+    )
     assert result.success, result.checks
-    assert all(checks_of(result).values())  # HSTS counts over https
+    assert all(verdicts(result).values())  # HSTS counts over https
     assert detail(result, "hsts_header") == "max-age=31536000"
 
 
@@ -651,7 +677,11 @@ async def test_unknown_ca_is_reason_tls(
 async def test_insecure_skip_verify_accepts_unknown_ca(
     https_base: str, shared: SharedResources
 ) -> None:
-    result = await run(shared, url=f"{https_base}/healthy", insecure_skip_verify=True)
+    result = await run(
+        shared,
+        url=f"{https_base}/healthy",
+        tls_config={"insecure_skip_verify": True},
+    )
     assert result.success
 
 
@@ -663,14 +693,16 @@ async def test_client_certificate(
     aiohttp_server: AiohttpServer,
     shared: SharedResources,
 ) -> None:
-    server = await aiohttp_server(service(fake), ssl=_server_tls(ca, True))
+    server = await aiohttp_server(service(fake), ssl=server_context(ca, client_ca=ca))
     url = f"https://127.0.0.1:{server.port}/healthy"
     client = ca.issue_cert("probe@example.com")
     client.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "client.pem"))
     with_cert = await run(
-        shared, url=url, ca_file=str(ca_file), cert_file=str(tmp_path / "client.pem")
+        shared,
+        url=url,
+        tls_config={"ca_file": str(ca_file), "cert_file": str(tmp_path / "client.pem")},
     )
-    without = await run(shared, url=url, ca_file=str(ca_file))
+    without = await run(shared, url=url, tls_config={"ca_file": str(ca_file)})
     assert with_cert.success, with_cert.error
     assert not without.success
     # TLS 1.3 rejects a missing client certificate after the handshake, so
@@ -694,31 +726,126 @@ async def test_http_redirects_to_https(
     good = await run(
         shared,
         url=f"{https_base}/healthy",
-        ca_file=str(ca_file),
+        tls_config={"ca_file": str(ca_file)},
         redirect_https=True,
         redirect_https_url=f"http://127.0.0.1:{plain.port}/healthy",
     )
-    assert checks_of(good)["https_redirect"] is True, detail(good, "https_redirect")
+    assert verdicts(good)["https_redirect"] is True, detail(good, "https_redirect")
     no_redirect = await run(
         shared,
         url=f"{https_base}/healthy",
-        ca_file=str(ca_file),
+        tls_config={"ca_file": str(ca_file)},
         redirect_https=True,
         redirect_https_url=f"{base}/healthy",
     )
-    assert checks_of(no_redirect)["https_redirect"] is False
+    assert verdicts(no_redirect)["https_redirect"] is False
     assert detail(no_redirect, "https_redirect") == (
         "plain http answered HTTP 200, not a redirect"
     )
     closed = await run(
         shared,
         url=f"{https_base}/healthy",
-        ca_file=str(ca_file),
+        tls_config={"ca_file": str(ca_file)},
         redirect_https=True,
         redirect_https_url=f"http://127.0.0.1:{free_port()}/",
     )
-    assert checks_of(closed)["https_redirect"] is False
-    assert checks_of(closed)["status_ok"] is True
+    assert verdicts(closed)["https_redirect"] is False
+    assert verdicts(closed)["status_ok"] is True
+
+
+async def test_a_wrong_ca_file_is_reason_tls(
+    https_base: str, tmp_path: Path, shared: SharedResources
+) -> None:
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    result = await run(
+        shared, url=f"{https_base}/healthy", tls_config={"ca_file": str(other)}
+    )
+    assert result.reason is Reason.TLS
+    assert "CERTIFICATE_VERIFY_FAILED" in result.error
+    assert sample(result, "http_status_code") == 0
+
+
+async def test_min_version_tls13_refuses_a_tls12_server(
+    fake: Fake,
+    ca: trustme.CA,
+    ca_file: Path,
+    aiohttp_server: AiohttpServer,
+    shared: SharedResources,
+) -> None:
+    tls12 = server_context(ca, maximum=ssl.TLSVersion.TLSv1_2)
+    server = await aiohttp_server(service(fake), ssl=tls12)
+    served = await run(
+        shared,
+        url=f"https://127.0.0.1:{server.port}/healthy",
+        tls_config={"ca_file": str(ca_file)},
+        security_headers=False,
+    )
+    assert served.success, served.error
+    async with handshake_server(tls12) as refusing:
+        refused = await run(
+            shared,
+            url=f"https://127.0.0.1:{refusing.port}/healthy",
+            tls_config={"ca_file": str(ca_file), "min_version": "TLS13"},
+        )
+    assert refused.reason is Reason.TLS, refused.error
+    assert "PROTOCOL_VERSION" in refused.error
+    assert sample(refused, "http_status_code") == 0
+
+
+async def test_server_name_is_sent_as_sni_and_verified(
+    fake: Fake,
+    ca: trustme.CA,
+    ca_file: Path,
+    aiohttp_server: AiohttpServer,
+    shared: SharedResources,
+) -> None:
+    sent: list[str | None] = []
+    context = server_context(ca, "api.internal", server_names=sent)
+    server = await aiohttp_server(service(fake), ssl=context)
+    url = f"https://127.0.0.1:{server.port}/healthy"
+    named = await run(
+        shared,
+        url=url,
+        tls_config={"ca_file": str(ca_file), "server_name": "api.internal"},
+    )
+    unnamed = await run(shared, url=url, tls_config={"ca_file": str(ca_file)})
+    assert named.success, named.error
+    assert unnamed.reason is Reason.TLS  # the certificate names api.internal only
+    assert sent == ["api.internal", None]  # an IP address is never sent as SNI
+
+
+async def test_server_name_stays_with_its_origin_on_a_redirect(
+    ca: trustme.CA,
+    ca_file: Path,
+    aiohttp_server: AiohttpServer,
+    shared: SharedResources,
+) -> None:
+    sent: list[str | None] = []
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    landing = web.Application()
+    landing.router.add_get("/landing", ok)
+    elsewhere = await aiohttp_server(
+        landing, ssl=server_context(ca, "127.0.0.1", server_names=sent)
+    )
+    _, port = await redirector_to(
+        aiohttp_server,
+        f"https://127.0.0.1:{elsewhere.port}/landing",
+        ssl=server_context(ca, "api.internal"),
+    )
+    result = await run(
+        shared,
+        url=f"https://127.0.0.1:{port}/away",
+        tls_config={"ca_file": str(ca_file), "server_name": "api.internal"},
+        security_headers=False,
+    )
+    # The other origin is verified as itself, not as api.internal.
+    assert result.success, result.error
+    assert sample(result, "http_redirects") == 1
+    assert sent == [None]
 
 
 # --- credentials ------------------------------------------------------------------------
@@ -733,9 +860,9 @@ async def test_bearer_token_file_is_read_each_run(
         url=f"{base}/guarded", bearer_token_file=str(token), security_headers=False
     )
     ctx = ProbeContext(config.name, shared)
-    assert (await run_probe(config, ctx)).success
+    assert (await run_once(config, shared, ctx)).success
     token.write_text("rotated-wrong")
-    refused = await run_probe(config, ctx)
+    refused = await run_once(config, shared, ctx)
     assert refused.reason is Reason.AUTH
     assert sample(refused, "http_status_code") == 401
     assert "rotated-wrong" not in refused.error + str(refused.checks)
@@ -790,12 +917,84 @@ async def test_empty_bearer_token_file_is_a_config_error_before_any_request(
 
 
 def test_httpclient_does_not_re_export_read_secret_file() -> None:
-    assert "read_secret_file" not in httpclient.__all__
+    assert not hasattr(httpclient, "read_secret_file")
 
 
 async def test_headers_are_secret_in_the_config() -> None:
     config = http_config(url="http://x/", headers={"X-Api-Key": "k3y"})
     assert "k3y" not in repr(config)
+
+
+async def test_an_empty_inline_bearer_token_with_a_file_uses_the_file(
+    aiohttp_server: AiohttpServer, shared: SharedResources, tmp_path: Path
+) -> None:
+    recorder, base_url = await recorder_at(aiohttp_server)
+    token = tmp_path / "token"
+    token.write_text("from-the-file\n")
+    result = await run(
+        shared,
+        url=f"{base_url}/",
+        bearer_token="",  # as `${TOKEN:-}` with TOKEN unset
+        bearer_token_file=str(token),
+        security_headers=False,
+    )
+    assert result.success, result.error
+    assert recorder.seen[-1]["Authorization"] == "Bearer from-the-file"
+
+
+async def test_basic_auth_password_file_is_sent(
+    aiohttp_server: AiohttpServer, shared: SharedResources, tmp_path: Path
+) -> None:
+    recorder, base_url = await recorder_at(aiohttp_server)
+    password = tmp_path / "password"
+    password.write_text("pa55\n")
+    result = await run(
+        shared,
+        url=f"{base_url}/",
+        basic_auth={"username": "ops", "password_file": str(password)},
+        security_headers=False,
+    )
+    assert result.success, result.error
+    assert recorder.seen[-1]["Authorization"] == "Basic b3BzOnBhNTU="  # ops:pa55
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        (
+            {"bearer_token": "t0ken", "bearer_token_file": "/run/token"},
+            "set either bearer_token or bearer_token_file, not both"
+            " (bearer_token_file is read at every use, so rotation needs no"
+            " reload)",
+        ),
+        (
+            {
+                "basic_auth": {
+                    "username": "ops",
+                    "password": "pa55",
+                    "password_file": "/run/password",
+                }
+            },
+            "field 'basic_auth': set either password or password_file, not both"
+            " (password_file is read at every use, so rotation needs no reload)",
+        ),
+        (
+            {
+                "bearer_token": "t0ken",
+                "basic_auth": {"username": "ops", "password": "pa55"},
+            },
+            "use either basic_auth or a bearer token, not both",
+        ),
+    ],
+)
+def test_two_sources_of_one_secret_are_one_error_naming_both(
+    fields: dict[str, Any], problem: str
+) -> None:
+    problems = config_problems(
+        "- " + json.dumps({"kind": "http", "name": "api", "url": "http://x/", **fields})
+    )
+    assert problems == f"probe 'api' (probes[0]): {problem}"
+    assert "t0ken" not in problems and "pa55" not in problems
 
 
 # --- presets --------------------------------------------------------------------------------
@@ -853,16 +1052,16 @@ async def test_preset_against_a_fake_service(
     app.router.add_get(path, endpoint)
     server = await aiohttp_server(app)
     config = http_config(preset=preset, url=f"http://127.0.0.1:{server.port}")
-    up = await run_probe(config, ProbeContext(config.name, shared))
+    up = await run_once(config, shared)
     assert up.success, up.checks
-    assert not any(c.endswith("_header") for c in checks_of(up)), "no header checks"
-    assert "cors_not_wildcard" not in checks_of(up)
+    assert not any(c.endswith("_header") for c in verdicts(up)), "no header checks"
+    assert "cors_not_wildcard" not in verdicts(up)
     monitoring = preset in ("prometheus", "grafana", "jaeger")
     assert {c.category.value for c in up.checks} == {
         "monitoring" if monitoring else "reliability"
     }
     state["healthy"] = False
-    down = await run_probe(config, ProbeContext(config.name, shared))
+    down = await run_once(config, shared)
     assert down.reason is Reason.CHECK
 
 
@@ -923,15 +1122,20 @@ def test_unknown_preset_is_a_config_error_listing_presets() -> None:
             preset: consul
         """
     )
-    assert "field 'preset'" in problems
-    assert "'etcd'" in problems and "'jaeger'" in problems
+    assert problems == (
+        "probe 'kv' (probes[0]): field 'preset': unknown preset 'consul': use one"
+        " of etcd, grafana, jaeger, minio, prometheus, qdrant, traefik"
+    )
 
 
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
         ({"url": "ftp://files/"}, "is not an http(s) URL"),
-        ({"url": "http://x/", "key_file": "k.pem"}, "key_file needs cert_file"),
+        (
+            {"url": "http://x/", "tls_config": {"key_file": "k.pem"}},
+            "key_file needs cert_file",
+        ),
         ({"url": "http://x/", "redirect_https": True}, "url must be https://"),
         ({"url": "http://x/", "body_regex": "("}, "invalid regular expression"),
         (
@@ -950,3 +1154,42 @@ def test_inconsistent_fields_are_config_errors(
         "probes:\n  - " + json.dumps({"kind": "http", "name": "api", **fields}) + "\n"
     )
     assert message in problems
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "value"),
+    [
+        ("latency_target", "latency_p95_max", "500ms"),
+        ("ca_file", "tls_config.ca_file", "/etc/ca.pem"),
+        ("cert_file", "tls_config.cert_file", "/etc/client.pem"),
+        ("key_file", "tls_config.key_file", "/etc/client.key"),
+        ("server_name", "tls_config.server_name", "api.internal"),
+        ("insecure_skip_verify", "tls_config.insecure_skip_verify", True),
+    ],
+)
+def test_a_renamed_field_names_its_new_place(old: str, new: str, value: Any) -> None:
+    problems = config_problems(
+        "- "
+        + json.dumps({"kind": "http", "name": "api", "url": "http://x/", old: value})
+    )
+    assert problems == (
+        f"probe 'api' (probes[0]): field {old!r} is now {new!r} (renamed in"
+        " 0.2.0; see the README's changelog)"
+    )
+
+
+def test_max_body_bytes_is_capped_at_64_mib() -> None:
+    assert MAX_BODY_BYTES == 64 * 1024 * 1024
+    config = http_config(url="http://x/", max_body_bytes=MAX_BODY_BYTES)
+    assert config.max_body_bytes == MAX_BODY_BYTES
+    problems = config_problems(
+        f"""
+        - kind: http
+          name: api
+          url: http://x/
+          max_body_bytes: {MAX_BODY_BYTES + 1}
+        """
+    )
+    assert "field 'max_body_bytes': Input should be less than or equal to 67108864" in (
+        problems
+    )

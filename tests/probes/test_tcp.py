@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,13 +12,17 @@ from typing import Any
 import pytest
 import trustme
 
-from exporter.config import ConfigError, parse_config
-from exporter.kinds import config_adapter
 from exporter.probes.base import ProbeResult, Reason
-from exporter.probes.context import ProbeContext, SharedResources
-from exporter.probes.tcp import TcpConfig
-from exporter.runner import run_probe
 from tests.conftest import free_port
+from tests.helpers import (
+    config_problems,
+    detail,
+    probe_config,
+    run_once,
+    sample,
+    verdicts,
+)
+from tests.servers.tls import handshake_server, server_context
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -62,33 +65,9 @@ def replying(*chunks: bytes, pause: float = 0.0) -> Handler:
     return handler
 
 
-def tcp_config(**fields: Any) -> TcpConfig:
-    raw = {"kind": "tcp", "name": "t", "host": "127.0.0.1", "timeout": 2, **fields}
-    config = config_adapter().validate_python(raw)
-    assert isinstance(config, TcpConfig)
-    return config
-
-
 async def run(**fields: Any) -> ProbeResult:
-    config = tcp_config(**fields)
-    shared = SharedResources()
-    try:
-        return await run_probe(config, ProbeContext(config.name, shared))
-    finally:
-        await shared.aclose()
-
-
-def checks_of(result: ProbeResult) -> dict[str, bool]:
-    return {check.name: check.passed for check in result.checks}
-
-
-def detail(result: ProbeResult, name: str) -> str:
-    return next(c.detail for c in result.checks if c.name == name)
-
-
-def connect_seconds(result: ProbeResult) -> float:
-    (value,) = [s.value for s in result.samples if s.name == "tcp_connect_seconds"]
-    return value
+    """One run of a tcp probe of 127.0.0.1 with *fields*."""
+    return await run_once(probe_config("tcp", name="t", host="127.0.0.1", **fields))
 
 
 # --- plain TCP --------------------------------------------------------------------
@@ -98,14 +77,14 @@ async def test_open_port_passes_and_exports_connect_time() -> None:
     async with serve(hold) as port:
         result = await run(port=port)
     assert result.success, result.error
-    assert checks_of(result) == {"port_open": True}
-    assert connect_seconds(result) > 0
+    assert verdicts(result) == {"port_open": True}
+    assert (sample(result, "tcp_connect_seconds") or 0) > 0
 
 
 async def test_refused_port_is_connect() -> None:
     result = await run(port=free_port(), expect="PONG")
     assert result.reason is Reason.CONNECT
-    assert checks_of(result) == {"port_open": False, "expect_matched": False}
+    assert verdicts(result) == {"port_open": False, "expect_matched": False}
 
 
 async def test_silent_server_is_timeout_within_the_timeout() -> None:
@@ -122,7 +101,7 @@ async def test_send_and_expect_a_match() -> None:
         seen.append(await reader.readline())
         writer.write(b"+PO")
         await writer.drain()
-        await asyncio.sleep(0.05)  # the reply arrives in two pieces
+        await asyncio.sleep(0.05)  # a slow server: the reply comes in two pieces
         writer.write(b"NG\r\n")
         await writer.drain()
         await reader.read()
@@ -143,7 +122,7 @@ async def test_unmatched_reply_on_a_connection_left_open_fails_the_check() -> No
     # The server keeps the connection open: the read ends just before the
     # run's timeout, and the check still says what the server answered.
     assert result.reason is Reason.CHECK, result.error
-    assert checks_of(result) == {"port_open": True, "expect_matched": False}
+    assert verdicts(result) == {"port_open": True, "expect_matched": False}
     assert detail(result, "expect_matched") == (
         "no match within 0.45s; got '-ERR unknown command'"
     )
@@ -161,7 +140,7 @@ async def test_reply_then_close_without_match_fails_the_check() -> None:
     async with serve(answer_and_close) as port:
         result = await run(port=port, send="PING", expect=r"^\+PONG")
     assert result.reason is Reason.CHECK
-    assert checks_of(result) == {"port_open": True, "expect_matched": False}
+    assert verdicts(result) == {"port_open": True, "expect_matched": False}
     assert detail(result, "expect_matched") == "got '-ERR unknown command'"
 
 
@@ -170,7 +149,7 @@ async def test_garbage_reply_fails_the_check_without_crashing() -> None:
     async with serve(replying(garbage)) as port:
         result = await run(port=port, send="HELLO", expect="READY", max_read_bytes=1024)
     assert result.reason is Reason.CHECK
-    assert checks_of(result)["expect_matched"] is False
+    assert verdicts(result)["expect_matched"] is False
     assert detail(result, "expect_matched").startswith("got ")
 
 
@@ -190,7 +169,7 @@ async def test_oversized_reply_stops_at_max_read_bytes() -> None:
     async with serve(flood) as port:
         result = await run(port=port, expect="READY", max_read_bytes=8192)
     assert result.reason is Reason.CHECK
-    assert checks_of(result) == {"port_open": True, "expect_matched": False}
+    assert verdicts(result) == {"port_open": True, "expect_matched": False}
     assert detail(result, "expect_matched") == f"got {'x' * 80!r}"
     assert written < 16 * 1024 * 1024, "the probe must stop reading at the cap"
 
@@ -209,36 +188,90 @@ async def test_match_across_many_small_pieces() -> None:
 # --- TLS ----------------------------------------------------------------------------
 
 
-def server_tls(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-    return context
-
-
 async def test_tls_with_a_private_ca(ca: trustme.CA, ca_file: Path) -> None:
-    async with serve(replying(b"+PONG\r\n"), server_tls(ca)) as port:
+    async with serve(replying(b"+PONG\r\n"), server_context(ca)) as port:
         result = await run(
-            port=port, tls=True, ca_file=str(ca_file), send="PING", expect="PONG"
+            port=port,
+            tls=True,
+            tls_config={"ca_file": str(ca_file)},
+            send="PING",
+            expect="PONG",
         )
     assert result.success, result.error
 
 
 async def test_tls_with_an_unknown_ca_is_tls(ca: trustme.CA) -> None:
-    async with serve(hold, server_tls(ca)) as port:
+    async with serve(hold, server_context(ca)) as port:
         result = await run(port=port, tls=True)
     assert result.reason is Reason.TLS
     assert "CERTIFICATE_VERIFY_FAILED" in result.error
 
 
+async def test_tls_with_the_wrong_ca_file_is_tls(
+    ca: trustme.CA, tmp_path: Path
+) -> None:
+    wrong = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(wrong))
+    async with serve(hold, server_context(ca)) as port:
+        result = await run(port=port, tls=True, tls_config={"ca_file": str(wrong)})
+    assert result.reason is Reason.TLS
+    assert "CERTIFICATE_VERIFY_FAILED" in result.error
+    assert verdicts(result) == {"port_open": False}
+
+
 async def test_tls_insecure_skip_verify_accepts_an_unknown_ca(ca: trustme.CA) -> None:
-    async with serve(hold, server_tls(ca)) as port:
-        result = await run(port=port, tls=True, insecure_skip_verify=True)
+    async with serve(hold, server_context(ca)) as port:
+        result = await run(
+            port=port, tls=True, tls_config={"insecure_skip_verify": True}
+        )
     assert result.success, result.error
+
+
+async def test_tls_min_version_13_refuses_a_tls12_server(
+    ca: trustme.CA, ca_file: Path
+) -> None:
+    context = server_context(ca, maximum=ssl.TLSVersion.TLSv1_2)
+    async with handshake_server(context) as server:
+        allowed = await run(
+            port=server.port, tls=True, tls_config={"ca_file": str(ca_file)}
+        )
+        refused = await run(
+            port=server.port,
+            tls=True,
+            tls_config={"ca_file": str(ca_file), "min_version": "TLS13"},
+        )
+    assert allowed.success, allowed.error
+    assert refused.reason is Reason.TLS, refused.error
+    assert "PROTOCOL_VERSION" in refused.error
+    assert server.completed == 1
+
+
+async def test_tls_server_name_is_sent_and_verified(
+    ca: trustme.CA, ca_file: Path
+) -> None:
+    sent: list[str | None] = []
+    context = server_context(ca, "mqtt.internal", server_names=sent)
+    async with serve(hold, context) as port:
+        named = await run(
+            port=port,
+            tls=True,
+            tls_config={"ca_file": str(ca_file), "server_name": "mqtt.internal"},
+        )
+        by_address = await run(
+            port=port, tls=True, tls_config={"ca_file": str(ca_file)}
+        )
+    assert named.success, named.error
+    # Without server_name the host is verified, and the certificate does
+    # not name 127.0.0.1 (an IP address is never sent as SNI).
+    assert by_address.reason is Reason.TLS
+    assert sent == ["mqtt.internal", None]
 
 
 async def test_tls_with_a_missing_ca_file_is_config(tmp_path: Path) -> None:
     async with serve(hold) as port:
-        result = await run(port=port, tls=True, ca_file=str(tmp_path / "none.pem"))
+        result = await run(
+            port=port, tls=True, tls_config={"ca_file": str(tmp_path / "none.pem")}
+        )
     assert result.reason is Reason.CONFIG
     assert "none.pem" in result.error
 
@@ -247,16 +280,52 @@ async def test_tls_with_a_missing_ca_file_is_config(tmp_path: Path) -> None:
 
 
 def test_bad_expect_regex_is_a_config_error() -> None:
-    yaml_text = """
-        probes:
-          - kind: tcp
-            name: broker
-            host: 127.0.0.1
-            port: 1883
-            expect: '['
-    """
-    with pytest.raises(ConfigError) as caught:
-        parse_config(textwrap.dedent(yaml_text), "test.yml")
-    problems = "\n".join(caught.value.problems)
+    problems = config_problems(
+        """
+        - kind: tcp
+          name: broker
+          host: 127.0.0.1
+          port: 1883
+          expect: '['
+        """
+    )
     assert "field 'expect': invalid regular expression" in problems
     assert "escape literal characters" in problems
+
+
+@pytest.mark.parametrize(
+    ("old", "value"),
+    [
+        ("ca_file", "/etc/ca.pem"),
+        ("server_name", "mqtt.internal"),
+        ("insecure_skip_verify", True),
+    ],
+)
+def test_a_flat_tls_field_names_its_new_place(old: str, value: object) -> None:
+    problems = config_problems(
+        f"""
+        - kind: tcp
+          name: broker
+          host: 127.0.0.1
+          port: 8883
+          tls: true
+          {old}: {str(value).lower()}
+        """
+    )
+    assert problems == (
+        f"probe 'broker' (probes[0]): field {old!r} is now 'tls_config.{old}'"
+        " (renamed in 0.2.0; see the README's changelog)"
+    )
+
+
+def test_tls_config_without_tls_is_a_config_error() -> None:
+    problems = config_problems(
+        """
+        - kind: tcp
+          name: broker
+          host: 127.0.0.1
+          port: 1883
+          tls_config: {insecure_skip_verify: true}
+        """
+    )
+    assert "tls_config applies to TLS only; add tls: true" in problems

@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import socket
+import json
 import ssl
-import time
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,15 +19,26 @@ from aiohttp import web
 from pydantic import ValidationError
 from pytest_aiohttp import AiohttpServer
 
-from exporter.config import ConfigError, parse_config
 from demo import workers as demo
-from exporter.probes import config_adapter, workers as workers_probe
-from exporter.probes.base import BaseProbeConfig, ProbeError, ProbeResult, Reason
+from exporter.config import parse_config
+from exporter.kinds import PROBES
+from exporter.probes import workers as workers_probe
+from exporter.probes.base import ProbeError, Reason
 from exporter.probes.context import ProbeContext, SharedResources
-from exporter.probes.httpclient import SESSION_KEY, new_session
-from exporter.probes.workers import WorkersConfig, plan, probe
-from exporter.probes.workers_presets import WORKER_STATES
-from exporter.runner import run_probe
+from exporter.probes.shared.httpclient import SESSION_KEY, new_session
+from exporter.probes.workers import WorkersConfig
+from exporter.probes.workers.presets import WORKER_STATES
+from exporter.runner import explain
+from tests.conftest import free_port
+from tests.helpers import (
+    config_problems,
+    detail,
+    probe_config,
+    run_once,
+    sample,
+    verdicts,
+)
+from tests.servers.tls import handshake_server, server_context
 
 MIB = 1024 * 1024
 STATUS = "/api/threading/status"
@@ -121,21 +131,41 @@ class StatusApi:
         }
         self.raw: dict[str, bytes] = {}
         self.status_codes: dict[str, int] = {}
-        self.seen_authorization: list[str] = []
+        self.redirects: dict[str, str] = {}
+        self.seen: list[dict[str, str]] = []
+
+    @property
+    def seen_authorization(self) -> list[str]:
+        """The Authorization header of each request ("" for none)."""
+        return [headers.get("Authorization", "") for headers in self.seen]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.seen_authorization.append(request.headers.get("Authorization", ""))
+        self.seen.append(dict(request.headers))
         path = request.path
         if path == "/hang":
             await asyncio.sleep(30)
         if path == "/huge":
             return await self._stream_huge(request)
+        if path == "/cut":
+            return await self._hang_up_mid_reply(request)
+        if path in self.redirects:
+            raise web.HTTPFound(self.redirects[path])
         status = self.status_codes.get(path, 200)
         if path in self.raw:
             return web.Response(body=self.raw[path], status=status)
         if path in self.documents:
             return web.json_response(self.documents[path], status=status)
         return web.json_response({"error": "not found"}, status=404)
+
+    @staticmethod
+    async def _hang_up_mid_reply(request: web.Request) -> web.StreamResponse:
+        # Promises 1000 bytes, sends 10, hangs up.
+        response = web.StreamResponse(headers={"Content-Length": "1000"})
+        await response.prepare(request)
+        await response.write(b'{"success"')
+        assert request.transport is not None
+        request.transport.close()
+        return response
 
     @staticmethod
     async def _stream_huge(request: web.Request) -> web.StreamResponse:
@@ -156,12 +186,19 @@ def api() -> StatusApi:
     return StatusApi()
 
 
-@pytest.fixture
-async def base_url(api: StatusApi, aiohttp_server: AiohttpServer) -> str:
+async def serve(
+    api: StatusApi, aiohttp_server: AiohttpServer, tls: ssl.SSLContext | None = None
+) -> str:
+    """Serve *api* on 127.0.0.1 (over TLS with *tls*); its base URL."""
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", api.handle)
-    server = await aiohttp_server(app, host="127.0.0.1", port=0)
-    return f"http://127.0.0.1:{server.port}"
+    server = await aiohttp_server(app, host="127.0.0.1", port=0, ssl=tls)
+    return f"{'https' if tls else 'http'}://127.0.0.1:{server.port}"
+
+
+@pytest.fixture
+async def base_url(api: StatusApi, aiohttp_server: AiohttpServer) -> str:
+    return await serve(api, aiohttp_server)
 
 
 @pytest.fixture
@@ -191,10 +228,8 @@ POOL_MAPPING: dict[str, Any] = {
 
 
 def make(**fields: Any) -> WorkersConfig:
-    raw: dict[str, Any] = {"kind": "workers", "name": "pool", "timeout": 2}
-    raw.update(fields)
-    config: BaseProbeConfig = config_adapter().validate_python(raw)
-    assert isinstance(config, WorkersConfig)
+    """A workers probe named pool with *fields*."""
+    config: WorkersConfig = probe_config("workers", name="pool", **fields)
     return config
 
 
@@ -208,28 +243,12 @@ def pool_config(base_url: str, **fields: Any) -> WorkersConfig:
         "queue_depth_field": "queue_depth",
         "errors_field": "errors",
         "restarts_field": "restarts",
-        "memory_limit": "512MB",
+        "memory_max": "512MB",
         "queue_depth_max": 10,
         "errors_budget": 5,
         "restarts_budget": 1,
     }
     return make(**{**defaults, **fields})
-
-
-def verdicts(result: ProbeResult) -> dict[str, bool]:
-    return {check.name: check.passed for check in result.checks}
-
-
-def detail(result: ProbeResult, name: str) -> str:
-    return next(c.detail for c in result.checks if c.name == name)
-
-
-def sample(result: ProbeResult, name: str, **labels: str) -> float:
-    wanted = tuple(sorted(labels.items()))
-    for s in result.samples:
-        if s.name == name and tuple(sorted(s.labels)) == wanted:
-            return s.value
-    raise AssertionError(f"no sample {name}{labels} in {result.samples}")
 
 
 # --- healthy and unhealthy workers ------------------------------------------------
@@ -238,7 +257,7 @@ def sample(result: ProbeResult, name: str, **labels: str) -> float:
 async def test_healthy_pool_passes_every_check(
     base_url: str, ctx: ProbeContext
 ) -> None:
-    result = await run_probe(pool_config(base_url), ctx)
+    result = await run_once(pool_config(base_url), ctx=ctx)
     assert result.success, result.error
     assert verdicts(result) == {
         "workers_alive": True,
@@ -251,16 +270,16 @@ async def test_healthy_pool_passes_every_check(
     assert sample(result, "workers_reported") == 3
     assert sample(result, "workers_value", field="state", item="w2") == 1
     assert sample(result, "workers_memory_bytes", item="w1") == 100 * MIB
-    assert sample(result, "workers_memory_limit_bytes") == 512 * MIB
+    assert sample(result, "workers_memory_max_bytes") == 512 * MIB
     assert sample(result, "workers_queue_depth") == 3
 
 
-async def test_memory_limit_gauge_only_with_a_limit(
+async def test_memory_max_gauge_only_with_a_maximum(
     base_url: str, ctx: ProbeContext
 ) -> None:
-    result = await run_probe(pool_config(base_url, memory_limit=None), ctx)
+    result = await run_once(pool_config(base_url, memory_max=None), ctx=ctx)
     assert result.success, result.error
-    assert "workers_memory_limit_bytes" not in {s.name for s in result.samples}
+    assert "workers_memory_max_bytes" not in {s.name for s in result.samples}
 
 
 async def test_a_document_over_a_mebibyte_is_parsed_and_judged(
@@ -269,7 +288,7 @@ async def test_a_document_over_a_mebibyte_is_parsed_and_judged(
     # Big enough to be parsed off the event loop.
     api.documents[STATUS] = pool_document(count=8000)
     config = pool_config(base_url, max_body_bytes=8 * MIB, queue_depth_max=None)
-    result = await run_probe(config, ctx)
+    result = await run_once(config, ctx=ctx)
     assert result.success, result.error
     assert sample(result, "workers_reported") == 8000
 
@@ -278,9 +297,9 @@ async def test_stopped_worker_fails_alive_and_keeps_its_series(
     api: StatusApi, base_url: str, ctx: ProbeContext
 ) -> None:
     config = pool_config(base_url)
-    assert (await run_probe(config, ctx)).success
+    assert (await run_once(config, ctx=ctx)).success
     api.documents[STATUS]["data"]["workers"][1]["state"] = "STOPPED"
-    result = await run_probe(config, ctx)
+    result = await run_once(config, ctx=ctx)
     assert not result.success
     assert result.reason is Reason.CHECK
     assert not verdicts(result)["workers_alive"]
@@ -295,15 +314,16 @@ async def test_unmapped_state_uses_map_default_or_fails_with_a_detail(
     api: StatusApi, base_url: str, ctx: ProbeContext
 ) -> None:
     api.documents[STATUS]["data"]["workers"][0]["state"] = "REBALANCING"
-    result = await run_probe(pool_config(base_url), ctx)
+    result = await run_once(pool_config(base_url), ctx=ctx)
     assert not verdicts(result)["workers_alive"]
     assert "'REBALANCING' is not in map" in detail(result, "workers_alive")
-    with pytest.raises(AssertionError):
-        sample(result, "workers_value", field="state", item="w1")
+    assert sample(result, "workers_value", field="state", item="w1") is None
 
     mapping = copy.deepcopy(POOL_MAPPING)
     mapping["values"]["state"]["map_default"] = 1
-    result = await run_probe(pool_config(base_url, mappings={"workers": mapping}), ctx)
+    result = await run_once(
+        pool_config(base_url, mappings={"workers": mapping}), ctx=ctx
+    )
     assert verdicts(result)["workers_alive"]
     assert sample(result, "workers_value", field="state", item="w1") == 1
 
@@ -312,7 +332,7 @@ async def test_memory_over_the_limit_fails_worker_memory(
     api: StatusApi, base_url: str, ctx: ProbeContext
 ) -> None:
     api.documents[STATUS]["data"]["workers"][2] = pool_worker("w3", heap_mib=600)
-    result = await run_probe(pool_config(base_url, memory_limit="512MB"), ctx)
+    result = await run_once(pool_config(base_url, memory_max="512MB"), ctx=ctx)
     assert result.success  # a warning, not a critical check
     assert not verdicts(result)["worker_memory"]
     assert "w3 600.0 MiB" in detail(result, "worker_memory")
@@ -326,7 +346,7 @@ async def test_growing_queue_fails_once_over_the_limit(
     depths = []
     for pending in (1, 6, 25):
         api.documents[STATUS]["data"]["workers"][0]["pendingMessages"] = pending
-        result = await run_probe(config, ctx)
+        result = await run_once(config, ctx=ctx)
         depths.append(
             (sample(result, "workers_queue_depth"), verdicts(result)["queue_depth"])
         )
@@ -341,7 +361,7 @@ async def test_errors_and_restarts_rising_beyond_budget(
     outcomes = []
     for errors, restarts in ((2, 0), (6, 1), (20, 3), (0, 0)):
         worker["errorCount"], worker["restartCount"] = errors, restarts
-        result = await run_probe(config, ctx)
+        result = await run_once(config, ctx=ctx)
         checks = verdicts(result)
         outcomes.append(
             (
@@ -367,21 +387,40 @@ async def test_budget_window_compares_with_the_oldest_run_in_the_window(
     passed = []
     for errors in (0, 3, 6):
         worker["errorCount"] = errors
-        passed.append(verdicts(await run_probe(config, ctx))["errors_budget"])
+        passed.append(verdicts(await run_once(config, ctx=ctx))["errors_budget"])
     # +3 and +3 are each within budget, but +6 within the hour is not.
     assert passed == [True, True, False]
 
 
-async def test_conditions_become_checks(
+async def test_conditions_become_checks_named_condition_name(
     api: StatusApi, base_url: str, ctx: ProbeContext
 ) -> None:
-    conditions = [{"name": "api_success", "condition": "$.success == true"}]
+    conditions = [
+        {"name": "api_success", "condition": "$.success == true"},
+        "$.data.workers[*].state exists",
+    ]
     config = pool_config(base_url, conditions=conditions)
-    assert verdicts(await run_probe(config, ctx))["api_success"]
+    first = await run_once(config, ctx=ctx)
+    assert verdicts(first)["condition_api_success"]
+    assert verdicts(first)["condition_1"]  # an unnamed one by its position
     api.documents[STATUS]["success"] = False
-    result = await run_probe(config, ctx)
-    assert not verdicts(result)["api_success"]
+    result = await run_once(config, ctx=ctx)
+    assert not verdicts(result)["condition_api_success"]
+    assert detail(result, "condition_api_success") == (
+        "$.success is false, wanted == true"
+    )
     assert result.reason is Reason.CHECK
+    assert result.error == "failed: condition_api_success"
+
+
+async def test_a_condition_named_like_a_check_is_its_own_check(
+    base_url: str, ctx: ProbeContext
+) -> None:
+    # Condition checks have their own prefix, so no name can clash.
+    conditions = [{"name": "workers_alive", "condition": "$.success == false"}]
+    result = await run_once(pool_config(base_url, conditions=conditions), ctx=ctx)
+    assert verdicts(result)["workers_alive"] is True
+    assert verdicts(result)["condition_workers_alive"] is False
 
 
 async def test_max_items_caps_the_series_not_the_judgement(
@@ -390,7 +429,9 @@ async def test_max_items_caps_the_series_not_the_judgement(
     api.documents[STATUS] = pool_document(count=30)
     api.documents[STATUS]["data"]["workers"][29]["state"] = "ERROR"
     mapping = dict(POOL_MAPPING, max_items=5)
-    result = await run_probe(pool_config(base_url, mappings={"workers": mapping}), ctx)
+    result = await run_once(
+        pool_config(base_url, mappings={"workers": mapping}), ctx=ctx
+    )
     items = {
         dict(s.labels)["item"] for s in result.samples if s.name == "workers_value"
     }
@@ -405,7 +446,9 @@ async def test_bearer_token_from_file_is_sent_and_never_shown(
     token_file = tmp_path / "token"
     token_file.write_text("s3cr3t-token\n")
     api.status_codes[STATUS] = 401
-    result = await run_probe(pool_config(base_url, bearer_token_file=token_file), ctx)
+    result = await run_once(
+        pool_config(base_url, bearer_token_file=token_file), ctx=ctx
+    )
     assert api.seen_authorization[-1] == "Bearer s3cr3t-token"
     assert result.reason is Reason.AUTH
     assert "s3cr3t" not in result.error
@@ -417,7 +460,7 @@ async def test_headers_are_sent_and_secret_in_the_config(
 ) -> None:
     config = pool_config(base_url, headers={"Authorization": "Token k3y"})
     assert "k3y" not in repr(config)
-    assert (await run_probe(config, ctx)).success
+    assert (await run_once(config, ctx=ctx)).success
     assert api.seen_authorization[-1] == "Token k3y"
 
 
@@ -428,22 +471,70 @@ def test_header_with_a_newline_is_a_config_error() -> None:
 
 
 async def test_https_verifies_against_ca_file_or_fails_with_tls(
-    api: StatusApi, aiohttp_server: AiohttpServer, ctx: ProbeContext, tmp_path: Path
+    api: StatusApi,
+    aiohttp_server: AiohttpServer,
+    ctx: ProbeContext,
+    ca: trustme.CA,
+    ca_file: Path,
+    tmp_path: Path,
 ) -> None:
-    authority = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("127.0.0.1").configure_cert(server_context)
-    app = web.Application()
-    app.router.add_route("GET", "/{tail:.*}", api.handle)
-    server = await aiohttp_server(app, host="127.0.0.1", port=0, ssl=server_context)
-    url = f"https://127.0.0.1:{server.port}"
-    ca_file = tmp_path / "ca.pem"
-    authority.cert_pem.write_to_path(str(ca_file))
+    url = await serve(api, aiohttp_server, server_context(ca))
+    other_ca = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other_ca))
 
-    assert (await run_probe(pool_config(url), ctx)).reason is Reason.TLS
-    assert (await run_probe(pool_config(url, ca_file=ca_file), ctx)).success
-    insecure = pool_config(url, insecure_skip_verify=True)
-    assert (await run_probe(insecure, ctx)).success
+    unknown = await run_once(pool_config(url), ctx=ctx)
+    assert unknown.reason is Reason.TLS
+    assert "CERTIFICATE_VERIFY_FAILED" in unknown.error
+    wrong = await run_once(
+        pool_config(url, tls_config={"ca_file": str(other_ca)}), ctx=ctx
+    )
+    assert wrong.reason is Reason.TLS
+    assert "endpoint status" in wrong.error
+    trusted = pool_config(url, tls_config={"ca_file": str(ca_file)})
+    assert (await run_once(trusted, ctx=ctx)).success
+    insecure = pool_config(url, tls_config={"insecure_skip_verify": True})
+    assert (await run_once(insecure, ctx=ctx)).success
+
+
+async def test_min_version_tls13_refuses_a_tls12_server(
+    api: StatusApi,
+    aiohttp_server: AiohttpServer,
+    ctx: ProbeContext,
+    ca: trustme.CA,
+    ca_file: Path,
+) -> None:
+    tls12 = server_context(ca, maximum=ssl.TLSVersion.TLSv1_2)
+    url = await serve(api, aiohttp_server, tls12)
+    served = await run_once(
+        pool_config(url, tls_config={"ca_file": str(ca_file)}), ctx=ctx
+    )
+    assert served.success, served.error
+    tls13 = {"ca_file": str(ca_file), "min_version": "TLS13"}
+    async with handshake_server(tls12) as refusing:
+        refused = await run_once(
+            pool_config(f"https://127.0.0.1:{refusing.port}", tls_config=tls13),
+            ctx=ctx,
+        )
+    assert refused.reason is Reason.TLS, refused.error
+    assert "PROTOCOL_VERSION" in refused.error
+    assert "endpoint status" in refused.error
+
+
+async def test_server_name_is_sent_as_sni_and_verified(
+    api: StatusApi,
+    aiohttp_server: AiohttpServer,
+    ctx: ProbeContext,
+    ca: trustme.CA,
+    ca_file: Path,
+) -> None:
+    sent: list[str | None] = []
+    context = server_context(ca, "workers.internal", server_names=sent)
+    url = await serve(api, aiohttp_server, context)
+    named = {"ca_file": str(ca_file), "server_name": "workers.internal"}
+    assert (await run_once(pool_config(url, tls_config=named), ctx=ctx)).success
+    unnamed = pool_config(url, tls_config={"ca_file": str(ca_file)})
+    assert (await run_once(unnamed, ctx=ctx)).reason is Reason.TLS
+    assert sent == ["workers.internal", None]  # an IP address is never SNI
 
 
 # --- presets ----------------------------------------------------------------------
@@ -454,7 +545,7 @@ async def test_mcp_threading_preset_reads_the_single_thread_api(
 ) -> None:
     api.documents[STATUS] = single_thread_document()
     config = make(preset="mcp-threading", url=base_url)
-    result = await run_probe(config, ctx)
+    result = await run_once(config, ctx=ctx)
     assert result.success, result.error
     assert verdicts(result) == {
         "workers_alive": True,
@@ -468,7 +559,7 @@ async def test_mcp_threading_preset_reads_the_single_thread_api(
     assert sample(result, "workers_errors_total") == 1
 
     api.documents[STATUS] = single_thread_document(running=False)
-    result = await run_probe(config, ctx)
+    result = await run_once(config, ctx=ctx)
     assert result.reason is Reason.CHECK
     assert not verdicts(result)["workers_alive"]
 
@@ -477,7 +568,7 @@ async def test_mcp_threading_preset_reads_the_pool_form(
     api: StatusApi, base_url: str, ctx: ProbeContext
 ) -> None:
     api.documents[STATUS]["data"]["workers"][2]["state"] = "STOPPED"
-    result = await run_probe(make(preset="mcp-threading", url=base_url), ctx)
+    result = await run_once(make(preset="mcp-threading", url=base_url), ctx=ctx)
     assert not verdicts(result)["workers_alive"]
     assert sample(result, "workers_reported") == 3
     assert sample(result, "workers_value", field="state", item="w3") == 0
@@ -487,7 +578,7 @@ async def test_bullmq_preset_reads_queue_counts(
     api: StatusApi, base_url: str, ctx: ProbeContext
 ) -> None:
     config = make(preset="bullmq-jobs-endpoint", url=base_url)
-    result = await run_probe(config, ctx)
+    result = await run_once(config, ctx=ctx)
     assert result.success, result.error
     assert set(verdicts(result)) == {"workers_alive", "queue_depth", "errors_budget"}
     assert all(verdicts(result).values())
@@ -497,7 +588,7 @@ async def test_bullmq_preset_reads_queue_counts(
 
     api.documents[JOBS]["queues"][1]["workers"] = 0
     api.documents[JOBS]["queues"][0]["counts"]["waiting"] = 5000
-    result = await run_probe(config, ctx)
+    result = await run_once(config, ctx=ctx)
     assert not verdicts(result)["workers_alive"]
     assert "calendar-sync" in detail(result, "workers_alive")
     assert not verdicts(result)["queue_depth"]
@@ -511,12 +602,12 @@ async def test_preset_override_of_one_field(
         preset="mcp-threading",
         url=base_url,
         endpoints={"status": "/v2/threading/status"},
-        memory_limit="64MB",
+        memory_max="64MB",
     )
     # Everything else still comes from the preset.
     assert config.mappings["workers"].values["state"].map == WORKER_STATES
     assert config.alive_field == "state"
-    result = await run_probe(config, ctx)
+    result = await run_once(config, ctx=ctx)
     assert verdicts(result)["workers_alive"]
     assert not verdicts(result)["worker_memory"]
 
@@ -525,7 +616,7 @@ def test_preset_can_drop_a_check_with_null() -> None:
     config = make(
         preset="mcp-threading", url="http://127.0.0.1:1", queue_depth_max=None
     )
-    names = [spec.name for spec in plan(config)]
+    names = [spec.name for spec in PROBES["workers"].plan(config)]
     assert "queue_depth" not in names
     assert "workers_alive" in names
 
@@ -537,7 +628,7 @@ async def test_malformed_json_is_a_protocol_failure_naming_the_endpoint(
     api: StatusApi, base_url: str, ctx: ProbeContext
 ) -> None:
     api.raw[STATUS] = b'{"success": true, "data": {"workers": [}'
-    result = await run_probe(pool_config(base_url), ctx)
+    result = await run_once(pool_config(base_url), ctx=ctx)
     assert result.reason is Reason.PROTOCOL
     assert "endpoint status" in result.error
     assert "not JSON" in result.error
@@ -548,7 +639,7 @@ async def test_non_2xx_is_a_protocol_failure(
     api: StatusApi, base_url: str, ctx: ProbeContext
 ) -> None:
     api.status_codes[STATUS] = 503
-    result = await run_probe(pool_config(base_url), ctx)
+    result = await run_once(pool_config(base_url), ctx=ctx)
     assert result.reason is Reason.PROTOCOL
     assert "endpoint status" in result.error
     assert "HTTP 503" in result.error
@@ -560,7 +651,7 @@ async def test_50_mb_body_is_capped_with_bounded_memory(
     config = pool_config(base_url, endpoints={"status": "/huge"})
     tracemalloc.start()
     try:
-        result = await run_probe(config, ctx)
+        result = await run_once(config, ctx=ctx)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -569,61 +660,133 @@ async def test_50_mb_body_is_capped_with_bounded_memory(
     assert peak < 16 * MIB
 
 
-async def test_a_redirect_is_not_followed_and_names_the_endpoint(
-    api: StatusApi, base_url: str, ctx: ProbeContext, aiohttp_server: AiohttpServer
+SECRET_FIELDS: dict[str, dict[str, Any]] = {
+    "headers": {"headers": {"X-API-Key": "k3y"}},
+    "bearer_token": {"bearer_token": "t0ken"},
+    "basic_auth": {"basic_auth": {"username": "ops", "password": "pa55"}},
+}
+
+
+def carries_secret(headers: dict[str, str]) -> bool:
+    return "X-API-Key" in headers or "Authorization" in headers
+
+
+@pytest.mark.parametrize("secret", SECRET_FIELDS)
+async def test_secrets_do_not_follow_a_redirect_to_another_origin(
+    secret: str,
+    api: StatusApi,
+    base_url: str,
+    aiohttp_server: AiohttpServer,
+    ctx: ProbeContext,
 ) -> None:
-    elsewhere = StatusApi()
-    app = web.Application()
-    app.router.add_route("GET", "/{tail:.*}", elsewhere.handle)
-    other = await aiohttp_server(app, host="127.0.0.1", port=0)
+    moved = StatusApi()
+    moved.redirects[STATUS] = f"{base_url}{STATUS}"
+    first_url = await serve(moved, aiohttp_server)
+    result = await run_once(pool_config(first_url, **SECRET_FIELDS[secret]), ctx=ctx)
+    assert result.success, result.error
+    assert carries_secret(moved.seen[-1]), "the configured origin gets them"
+    assert not carries_secret(api.seen[-1]), api.seen[-1]
 
-    async def moved(request: web.Request) -> web.Response:
-        raise web.HTTPFound(f"http://127.0.0.1:{other.port}{STATUS}")
 
-    redirecting = web.Application()
-    redirecting.router.add_get("/{tail:.*}", moved)
-    first = await aiohttp_server(redirecting, host="127.0.0.1", port=0)
-    config = pool_config(f"http://127.0.0.1:{first.port}", headers={"X-API-Key": "k3y"})
-    result = await run_probe(config, ctx)
+async def test_secrets_follow_a_redirect_within_the_origin(
+    api: StatusApi, base_url: str, ctx: ProbeContext
+) -> None:
+    api.redirects["/old/status"] = STATUS
+    config = pool_config(
+        base_url,
+        endpoints={"status": "/old/status"},
+        headers={"X-API-Key": "k3y"},
+        bearer_token="t0ken",
+    )
+    result = await run_once(config, ctx=ctx)
+    assert result.success, result.error
+    assert len(api.seen) == 2
+    assert api.seen[-1]["X-API-Key"] == "k3y"
+    assert api.seen[-1]["Authorization"] == "Bearer t0ken"
+
+
+async def test_follow_redirects_false_makes_a_3xx_a_protocol_failure(
+    api: StatusApi, base_url: str, aiohttp_server: AiohttpServer, ctx: ProbeContext
+) -> None:
+    moved = StatusApi()
+    moved.redirects[STATUS] = f"{base_url}{STATUS}"
+    first_url = await serve(moved, aiohttp_server)
+    config = pool_config(
+        first_url, headers={"X-API-Key": "k3y"}, follow_redirects=False
+    )
+    result = await run_once(config, ctx=ctx)
+    assert result.reason is Reason.PROTOCOL
+    assert result.error == (
+        f"endpoint status ({first_url}{STATUS}): HTTP 302 redirect not followed"
+        " (follow_redirects: false)"
+    )
+    assert api.seen == [], "the redirect was not followed"
+
+
+async def test_a_redirect_loop_is_a_protocol_failure_naming_the_endpoint(
+    api: StatusApi, base_url: str, ctx: ProbeContext
+) -> None:
+    api.redirects[STATUS] = STATUS
+    result = await run_once(pool_config(base_url), ctx=ctx)
     assert result.reason is Reason.PROTOCOL
     assert "endpoint status" in result.error
-    assert "HTTP 302 redirect" in result.error
-    assert elsewhere.seen_authorization == [], "the API key must not travel"
+    assert "more than 10 redirects" in result.error
+
+
+async def test_basic_auth_is_sent(
+    api: StatusApi, base_url: str, ctx: ProbeContext, tmp_path: Path
+) -> None:
+    password = tmp_path / "password"
+    password.write_text("pa55\n")
+    inline = {"username": "ops", "password": "pa55"}
+    from_file = {"username": "ops", "password_file": str(password)}
+    for basic_auth in (inline, from_file):
+        result = await run_once(pool_config(base_url, basic_auth=basic_auth), ctx=ctx)
+        assert result.success, result.error
+        assert api.seen_authorization[-1] == "Basic b3BzOnBhNTU="  # ops:pa55
+    api.status_codes[STATUS] = 401
+    refused = await run_once(pool_config(base_url, basic_auth=inline), ctx=ctx)
+    assert refused.reason is Reason.AUTH
+    assert "pa55" not in refused.error
+
+
+async def test_an_empty_inline_bearer_token_with_a_file_uses_the_file(
+    api: StatusApi, base_url: str, ctx: ProbeContext, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("from-the-file\n")
+    config = pool_config(base_url, bearer_token="", bearer_token_file=str(token))
+    result = await run_once(config, ctx=ctx)
+    assert result.success, result.error
+    assert api.seen_authorization[-1] == "Bearer from-the-file"
 
 
 async def test_a_spent_budget_is_a_timeout_naming_the_endpoint(
-    base_url: str, ctx: ProbeContext
+    api: StatusApi, base_url: str, ctx: ProbeContext
 ) -> None:
     # aiohttp reads ClientTimeout(total<=0) as "no timeout": a spent budget
-    # must end the run as our own timeout, not as an unbounded request.
+    # must end the run as a timeout, not as an unbounded request. Outside
+    # the runner the context's deadline is spent.
     config = pool_config(base_url)
     session = ctx.shared(SESSION_KEY, new_session)
     with pytest.raises(ProbeError) as caught:
-        await workers_probe._fetch(
-            session, config, "status", {}, time.perf_counter() - 0.001
-        )
-    assert caught.value.instance_reason is Reason.TIMEOUT
-    assert "endpoint status" in str(caught.value)
-
-
-def unused_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+        await workers_probe._fetch(session, config, "status", ctx)
+    reason, text = explain(caught.value, PROBES["workers"], config)
+    assert reason is Reason.TIMEOUT
+    assert text.startswith("endpoint status (")
+    assert api.seen == [], "nothing was sent"
 
 
 async def test_unreachable_is_a_connect_failure(ctx: ProbeContext) -> None:
-    port = unused_port()
-    result = await run_probe(pool_config(f"http://127.0.0.1:{port}"), ctx)
+    result = await run_once(pool_config(f"http://127.0.0.1:{free_port()}"), ctx=ctx)
     assert result.reason is Reason.CONNECT
+    assert "endpoint status" in result.error
     assert all(not c.passed for c in result.checks)
 
 
 async def test_hanging_endpoint_is_a_timeout(base_url: str, ctx: ProbeContext) -> None:
     config = pool_config(base_url, endpoints={"status": "/hang"}, timeout=0.5)
-    result = await asyncio.wait_for(run_probe(config, ctx), 5)
+    result = await asyncio.wait_for(run_once(config, ctx=ctx), 5)
     assert result.reason is Reason.TIMEOUT
 
 
@@ -631,81 +794,86 @@ async def test_hanging_endpoint_is_named_before_the_run_times_out(
     base_url: str, ctx: ProbeContext
 ) -> None:
     config = pool_config(
-        base_url, endpoints={"status": STATUS, "stuck": "/hang"}, timeout=0.5
+        base_url, endpoints={"status": STATUS, "stuck": "/hang"}, timeout=1
     )
-    # The probe itself, under the runner's deadline: its own request budget
-    # must end first, with an error that says which endpoint hung.
-    with pytest.raises(ProbeError) as caught:
-        async with asyncio.timeout(config.timeout):
-            await probe(config, ctx)
-    assert caught.value.instance_reason is Reason.TIMEOUT
-    assert "endpoint stuck" in str(caught.value)
+    # The request budget ends before the runner's own timeout, with an
+    # error that says which endpoint hung.
+    result = await run_once(config, ctx=ctx)
+    assert result.reason is Reason.TIMEOUT
+    assert result.error.startswith("endpoint stuck (")
+    assert result.error.endswith("/hang): no answer within 0.9s")
+
+
+async def test_a_hang_up_mid_reply_is_a_protocol_failure_naming_the_endpoint(
+    base_url: str, ctx: ProbeContext
+) -> None:
+    config = pool_config(base_url, endpoints={"status": "/cut"})
+    result = await run_once(config, ctx=ctx)
+    assert result.reason is Reason.PROTOCOL, result.error
+    assert "endpoint status" in result.error
+    assert "ClientPayloadError" in result.error
 
 
 # --- config errors ----------------------------------------------------------------
 
 
-def config_errors(probe_yaml: str) -> str:
-    with pytest.raises(ConfigError) as caught:
-        parse_config("probes:\n" + probe_yaml)
-    return str(caught.value)
-
-
 def test_bad_json_path_is_named_in_the_config_error() -> None:
-    message = config_errors(
+    problems = config_problems(
         """
-  - kind: workers
-    name: pool
-    url: http://127.0.0.1:3001
-    endpoints: {status: /api/threading/status}
-    mappings:
-      workers:
-        endpoint: status
-        items: $.data.workers[*
-        values: {state: state}
-"""
+        - kind: workers
+          name: pool
+          url: http://127.0.0.1:3001
+          endpoints: {status: /api/threading/status}
+          mappings:
+            workers:
+              endpoint: status
+              items: $.data.workers[*
+              values: {state: state}
+        """
     )
-    assert "probe 'pool'" in message
-    assert "mappings.workers.items" in message
-    assert "invalid JSON path" in message
+    assert "probe 'pool'" in problems
+    assert "mappings.workers.items" in problems
+    assert "invalid JSON path" in problems
 
 
-def test_credentials_in_the_url_are_a_config_error_naming_bearer_token() -> None:
-    message = config_errors(
+def test_credentials_in_the_url_are_a_config_error_naming_the_fields() -> None:
+    problems = config_problems(
         """
-  - kind: workers
-    name: pool
-    url: http://ops:pa55word@127.0.0.1:3001
-    endpoints: {status: /status}
-"""
+        - kind: workers
+          name: pool
+          url: http://ops:pa55word@127.0.0.1:3001
+          endpoints: {status: /status}
+        """
     )
-    assert "set bearer_token" in message
-    assert "pa55word" not in message
+    assert "set basic_auth or bearer_token" in problems
+    assert "pa55word" not in problems
 
 
 def test_unknown_preset_lists_the_known_ones() -> None:
-    message = config_errors(
+    problems = config_problems(
         """
-  - kind: workers
-    name: pool
-    preset: sidekiq
-    url: http://127.0.0.1:3001
-"""
+        - kind: workers
+          name: pool
+          preset: sidekiq
+          url: http://127.0.0.1:3001
+        """
     )
-    assert "unknown preset 'sidekiq'" in message
-    assert "bullmq-jobs-endpoint, mcp-threading" in message
+    assert problems == (
+        "probe 'pool' (probes[0]): field 'preset': unknown preset 'sidekiq': use"
+        " one of bullmq-jobs-endpoint, mcp-threading"
+    )
 
 
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"memory_limit": "lots"}, "invalid size 'lots'"),
+        ({"memory_max": "lots"}, "invalid size 'lots'"),
         ({"alive_field": "nope"}, "alive_field 'nope' is not a mapped value"),
         ({"url": "ftp://host/x"}, "must be http:// or https://"),
         ({"endpoints": {"status": "api/x"}}, "must be a path under url"),
         (
-            {"conditions": [{"name": "workers_alive", "condition": "$.a exists"}]},
-            "already a check name",
+            {"max_body_bytes": 64 * MIB + 1},
+            "Input should be less than or equal to 67108864",
         ),
     ],
 )
@@ -717,9 +885,86 @@ def test_config_mistakes_say_what_to_write(
     assert expected in str(caught.value)
 
 
-def test_memory_limit_accepts_bytes_and_units() -> None:
-    assert pool_config("http://h:1", memory_limit=1000).memory_limit == 1000
-    assert pool_config("http://h:1", memory_limit="512MB").memory_limit == 512 * MIB
+def test_memory_max_accepts_bytes_and_units() -> None:
+    assert pool_config("http://h:1", memory_max=1000).memory_max == 1000
+    assert pool_config("http://h:1", memory_max="512MB").memory_max == 512 * MIB
+
+
+def workers_problems(**fields: Any) -> str:
+    """The config problems of a workers probe named pool with *fields*."""
+    raw = {
+        "kind": "workers",
+        "name": "pool",
+        "url": "http://127.0.0.1:3001",
+        "endpoints": {"status": STATUS},
+        "mappings": {"workers": POOL_MAPPING},
+        **fields,
+    }
+    return config_problems("- " + json.dumps(raw))
+
+
+@pytest.mark.parametrize(
+    ("old", "value"),
+    [
+        ("memory_limit", "512MB"),
+        ("ca_file", "/etc/ca.pem"),
+        ("cert_file", "/etc/client.pem"),
+        ("key_file", "/etc/client.key"),
+        ("server_name", "workers.internal"),
+        ("insecure_skip_verify", True),
+    ],
+)
+def test_a_renamed_field_names_its_new_place(old: str, value: object) -> None:
+    new = "memory_max" if old == "memory_limit" else f"tls_config.{old}"
+    assert workers_problems(**{old: value}) == (
+        f"probe 'pool' (probes[0]): field {old!r} is now {new!r} (renamed in"
+        " 0.2.0; see the README's changelog)"
+    )
+
+
+def test_bearer_token_and_its_file_are_one_error_naming_both() -> None:
+    problems = workers_problems(bearer_token="t0ken", bearer_token_file="/run/t")
+    assert problems == (
+        "probe 'pool' (probes[0]): set either bearer_token or bearer_token_file,"
+        " not both (bearer_token_file is read at every use, so rotation needs no"
+        " reload)"
+    )
+
+
+def test_checks_of_a_config_are_planned_from_the_table() -> None:
+    config = pool_config(
+        "http://h:1",
+        conditions=["$.success == true", {"name": "up", "condition": "$.up exists"}],
+    )
+    assert [spec.name for spec in PROBES["workers"].plan(config)] == [
+        "workers_alive",
+        "worker_memory",
+        "queue_depth",
+        "errors_budget",
+        "restarts_budget",
+        "condition_0",
+        "condition_up",
+    ]
+
+
+def test_an_override_of_a_condition_by_its_old_name_names_the_new_one() -> None:
+    problems = workers_problems(
+        conditions=[{"name": "api_success", "condition": "$.success == true"}],
+        checks={"api_success": {"severity": "warning"}},
+    )
+    assert problems == (
+        "probe 'pool' (probes[0]): field 'checks': check 'api_success' is now"
+        " 'condition_api_success' (renamed in 0.2.0)"
+    )
+
+
+def test_an_override_of_a_condition_check_applies() -> None:
+    config = pool_config(
+        "http://h:1",
+        conditions=[{"name": "api_success", "condition": "$.success == true"}],
+        checks={"condition_api_success": {"severity": "warning"}},
+    )
+    assert config.checks["condition_api_success"].severity is not None
 
 
 # --- the demo ---------------------------------------------------------------------
@@ -731,18 +976,18 @@ probes:
     name: mcp-threading-demo
     preset: mcp-threading
     url: http://127.0.0.1:{port}
-    memory_limit: 512MB
+    memory_max: 512MB
 """
 
 
 async def test_demo_shows_a_stopped_worker_and_one_near_its_limit(
     ctx: ProbeContext, tmp_path: Path
 ) -> None:
-    free_port = unused_port()
+    port = free_port()
     async with contextlib.AsyncExitStack() as stack:
-        await demo.start(stack, tmp_path, port=free_port)
-        (config,) = parse_config(DEMO_YAML.format(port=free_port)).probes
-        result = await run_probe(config, ctx)
+        await demo.start(stack, tmp_path, port=port)
+        (config,) = parse_config(DEMO_YAML.format(port=port)).probes
+        result = await run_once(config, ctx=ctx)
     assert result.reason is Reason.CHECK
     assert not verdicts(result)["workers_alive"]
     assert "w3" in detail(result, "workers_alive")

@@ -28,7 +28,6 @@ from exporter.probes.base import (
     Reason,
     Sample,
     Severity,
-    first_line,
 )
 from exporter.probes.context import Deadline, ProbeContext
 from exporter.probes.http import verdicts
@@ -38,12 +37,12 @@ from exporter.probes.shared.httpclient import (
     SESSION_KEY,
     PhaseTimer,
     Reply,
+    describe,
     fetch,
     new_session,
     request,
     translate_error,
 )
-from exporter.redact import redact
 
 __all__ = ["CHECKS", "METRICS", "HttpConfig", "probe", "translate_error"]
 
@@ -87,13 +86,13 @@ CHECKS = (
         "status_ok",
         Category.RELIABILITY,
         Severity.CRITICAL,
-        "The final status is one of `valid_status_codes` (2xx by default).",
+        "The final status matches `valid_status_codes` (2xx by default).",
     ),
     CheckDef(
         "body_matches",
         Category.RELIABILITY,
         Severity.CRITICAL,
-        "The body matches `body_regex`.",
+        "The body matches `body_regex` (with `body_regex`).",
         when=lambda config: config.body_regex is not None,
     ),
     CONDITION_CHECK,
@@ -101,8 +100,8 @@ CHECKS = (
         "latency_p95",
         Category.PERFORMANCE,
         Severity.WARNING,
-        "The p95 latency of the last `latency_window` runs is at most"
-        " `latency_p95_max`.",
+        "The p95 of the last `latency_window` latencies is at most `latency_p95_max` "
+        "(with `latency_p95_max`).",
         threshold="latency_p95_max",
         when=lambda config: config.latency_p95_max is not None,
     ),
@@ -114,21 +113,24 @@ CHECKS = (
         "cors_not_wildcard",
         Category.SECURITY,
         Severity.WARNING,
-        "A foreign Origin is neither granted by `*` nor echoed back.",
+        "`Access-Control-Allow-Origin` is neither `*` nor the probe's foreign"
+        " origin (with `cors_check`, on by default).",
         when=lambda config: config.cors_check,
     ),
     CheckDef(
         "https_redirect",
         Category.SECURITY,
         Severity.WARNING,
-        "The plain-http URL redirects to https.",
+        "The plain-http URL answers 301/302/307/308 with an `https://` Location (with "
+        "`redirect_https`).",
         when=lambda config: config.redirect_https,
     ),
     CheckDef(
         "rate_limit_headers",
         Category.SECURITY,
         Severity.INFO,
-        "RateLimit-* or X-RateLimit-* headers are present.",
+        "A `RateLimit-*` or `X-RateLimit-*` header is present (with "
+        "`rate_limit_headers`).",
         when=lambda config: config.rate_limit_headers,
     ),
 )
@@ -170,9 +172,9 @@ async def _judge_redirect(
             timeout=aiohttp.ClientTimeout(total=deadline.remaining()),
         ) as response:
             location = response.headers.get("Location", "")
-            return verdicts.https_redirect(response.status, redact(location))
+            return verdicts.https_redirect(response.status, location)
     except (OSError, aiohttp.ClientError) as error:  # TimeoutError is an OSError
-        return False, f"{redact(url)} gave no reply ({type(error).__name__})"
+        return False, f"{url} gave no reply ({type(error).__name__})"
 
 
 def _phase_samples(timer: PhaseTimer) -> list[Sample]:
@@ -232,7 +234,7 @@ async def probe(config: HttpConfig, ctx: ProbeContext) -> ProbeResult:
         text = (
             f"no answer within {deadline.budget:g}s"
             if isinstance(error, TimeoutError)
-            else first_line(error)
+            else describe(error)
         )
         samples = (
             Sample.of("http_status_code", 0),

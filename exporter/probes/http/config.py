@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import Field, field_validator, model_validator
 from yarl import URL
 
-from exporter.probes.base import Duration
+from exporter.probes.base import Duration, Regex
 from exporter.probes.http.presets import PRESETS
 from exporter.probes.shared.conditions import Conditions
 from exporter.probes.shared.httpclient import HttpClientConfig, http_url
@@ -59,7 +59,7 @@ class HttpConfig(HttpClientConfig):
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
     body: str | None = None
     valid_status_codes: list[int | str] = Field(default_factory=_any_2xx)
-    body_regex: str | None = None
+    body_regex: Regex | None = None
     conditions: Conditions = Field(default_factory=list)
     latency_p95_max: Duration | None = None
     latency_window: int = Field(default=20, ge=1, le=1000)
@@ -105,16 +105,6 @@ class HttpConfig(HttpClientConfig):
                     f"item {index}: {problem}; write a code (200, 204) or a"
                     ' class ("2xx", "3xx")'
                 )
-        return value
-
-    @field_validator("body_regex")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as error:
-                raise ValueError(f"invalid regular expression: {error}") from None
         return value
 
     @model_validator(mode="after")

@@ -68,7 +68,9 @@ CONDITION_CHECK = CheckDef(
     "condition_{item}",
     Category.RELIABILITY,
     Severity.CRITICAL,
-    "A JSON condition of the config holds on the reply (one check per condition).",
+    "The condition holds on the JSON reply (for workers, the reply of the"
+    " condition's `endpoint`): one check per entry of `conditions`, named after"
+    " it (`condition_0`, `condition_redis_up`).",
     items=lambda config: [c.name for c in config.conditions],
 )
 """The check row every kind with `conditions` declares."""

@@ -28,9 +28,11 @@ from yarl import URL
 
 from exporter.probes.base import (
     BaseProbeConfig,
+    ByteSize,
     Model,
     ProtocolError,
     TargetConfigError,
+    first_line,
 )
 from exporter.probes.context import Deadline
 from exporter.probes.shared.secrets import has_secret, resolve_secret
@@ -111,7 +113,7 @@ class HttpClientConfig(BaseProbeConfig):
     bearer_token_file: Path | None = None
     basic_auth: BasicAuth | None = None
     tls_config: TlsClientConfig = Field(default_factory=TlsClientConfig)
-    max_body_bytes: int = Field(default=1_048_576, ge=1, le=MAX_BODY_BYTES)
+    max_body_bytes: ByteSize = Field(default=1_048_576, le=MAX_BODY_BYTES)
     follow_redirects: bool = True
 
     @field_validator("headers")
@@ -319,14 +321,28 @@ async def read_capped(
     return b"".join(chunks)[:limit], size > limit
 
 
+def describe(error: BaseException) -> str:
+    """*error* in one short line for people. aiohttp's connector errors
+    print the SSL context's repr (with a memory address) before their
+    cause, which a cut message then loses; they are written as where and
+    why instead:
+
+        ClientConnectorSSLError: 127.0.0.1:8443: [SSL: ...] tlsv1 alert ...
+    """
+    if isinstance(error, aiohttp.ClientConnectorError):
+        cause = str(error.os_error) or type(error.os_error).__name__
+        return first_line(f"{type(error).__name__}: {error.host}:{error.port}: {cause}")
+    return first_line(error)
+
+
 def translate_error(error: Exception, config: object) -> BaseException | None:
     """aiohttp's exceptions in the runner's terms. Socket, TLS and timeout
     errors are OSError, SSLError and TimeoutError subclasses already."""
     if isinstance(error, aiohttp.InvalidURL):
-        return TargetConfigError(f"invalid URL: {redact(str(error))[:120]}")
+        return TargetConfigError(f"invalid URL: {error}")
     if isinstance(error, aiohttp.ClientError) and not isinstance(error, OSError):
         # Disconnected mid-reply, a malformed reply, a redirect loop.
-        return ProtocolError(f"{type(error).__name__}: {redact(str(error))[:160]}")
+        return ProtocolError(f"{type(error).__name__}: {error}")
     return None
 
 

@@ -42,5 +42,9 @@ def with_preset(presets: Mapping[str, Preset], data: Any) -> Any:
         return data
     name = data["preset"]
     if not isinstance(name, str) or name not in presets:
-        raise ValueError(f"unknown preset {name!r}: use one of {', '.join(presets)}")
+        # Raised before field validation, so the message names the field.
+        raise ValueError(
+            f"field 'preset': unknown preset {name!r}: use one of"
+            f" {', '.join(sorted(presets))}"
+        )
     return deep_merge(presets[name].fields, data)

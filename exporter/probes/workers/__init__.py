@@ -19,6 +19,7 @@ readiness_workers_queue_depth{probe="mcp"} 7
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from typing import Any
@@ -42,6 +43,7 @@ from exporter.probes.context import ProbeContext
 from exporter.probes.shared.conditions import CONDITION_CHECK
 from exporter.probes.shared.httpclient import (
     SESSION_KEY,
+    describe,
     fetch,
     new_session,
     request,
@@ -56,7 +58,6 @@ from exporter.probes.workers.verdicts import (
     judge_memory,
     judge_queue,
 )
-from exporter.redact import redact
 
 __all__ = ["CHECKS", "METRICS", "WorkersConfig", "probe", "translate_error"]
 
@@ -94,14 +95,15 @@ CHECKS = (
         "workers_alive",
         Category.RELIABILITY,
         Severity.CRITICAL,
-        "Every worker reports an alive state (`alive_field` above zero).",
+        "At least one worker is reported, and every one's `alive_field` is above 0 "
+        "(with `alive_field`).",
         when=lambda config: config.alive_field is not None,
     ),
     CheckDef(
         "worker_memory",
         Category.PERFORMANCE,
         Severity.WARNING,
-        "Every worker's `memory_field` is below `memory_max`.",
+        "Every worker's `memory_field` is below `memory_max` (with `memory_max`).",
         threshold="memory_max",
         when=lambda config: config.memory_max is not None,
     ),
@@ -109,7 +111,8 @@ CHECKS = (
         "queue_depth",
         Category.PERFORMANCE,
         Severity.WARNING,
-        "Every item's `queue_depth_field` is at most `queue_depth_max`.",
+        "Every item's `queue_depth_field` is at most `queue_depth_max` (with "
+        "`queue_depth_max`).",
         threshold="queue_depth_max",
         when=lambda config: config.queue_depth_max is not None,
     ),
@@ -117,8 +120,8 @@ CHECKS = (
         "errors_budget",
         Category.PERFORMANCE,
         Severity.WARNING,
-        "The errors total rose by at most `errors_budget` since the last run"
-        " (or within `budget_window`).",
+        "The summed `errors_field` rose by at most `errors_budget` since the last "
+        "run, or within `budget_window` (with `errors_budget`).",
         threshold="errors_budget",
         when=lambda config: config.errors_budget is not None,
     ),
@@ -126,12 +129,13 @@ CHECKS = (
         "restarts_budget",
         Category.RELIABILITY,
         Severity.WARNING,
-        "The restarts total rose by at most `restarts_budget` since the last run"
-        " (or within `budget_window`).",
+        "The summed `restarts_field` rose by at most `restarts_budget` since the last "
+        "run, or within `budget_window` (with `restarts_budget`).",
         threshold="restarts_budget",
         when=lambda config: config.restarts_budget is not None,
     ),
-    CONDITION_CHECK,
+    # Conditions were checks named after themselves before 0.2.0.
+    dataclasses.replace(CONDITION_CHECK, formerly=("{item}",)),
 )
 
 # Parsing more than this on the event loop would stall every other probe.
@@ -145,7 +149,8 @@ async def _fetch(
     ctx: ProbeContext,
 ) -> bytes:
     url = config.url.rstrip("/") + config.endpoints[endpoint]
-    where = f"endpoint {endpoint} ({redact(url)})"
+    # Messages reach people through the runner, which redacts them.
+    where = f"endpoint {endpoint} ({url})"
     first = await request(config, url, plain={"Accept": "application/json"})
     try:
         reply = await fetch(session, config, first, ctx.deadline)
@@ -155,16 +160,14 @@ async def _fetch(
         ) from error
     except (OSError, aiohttp.ClientError) as error:
         # The runner classifies the cause (connect, tls, protocol).
-        raise ProbeError(f"{where}: {first_line(error)}") from error
+        raise ProbeError(f"{where}: {describe(error)}") from error
     if 300 <= reply.status < 400:
-        raise ProtocolError(
-            f"{where}: HTTP {reply.status} redirect"
-            + (
-                " not followed (follow_redirects: false)"
-                if not config.follow_redirects
-                else " without a Location"
-            )
+        why = (
+            "redirect not followed (follow_redirects: false)"
+            if not config.follow_redirects and "Location" in reply.headers
+            else "and no redirect to follow; set url to where the API answers"
         )
+        raise ProtocolError(f"{where}: HTTP {reply.status} {why}")
     if reply.status in (401, 403):
         raise AuthError(f"{where}: HTTP {reply.status}")
     if not 200 <= reply.status < 300:
