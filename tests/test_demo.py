@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
+import importlib.util
 import json
 import signal
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,7 +82,7 @@ def test_status_page_shows_passing_and_failing_checks(demo: str) -> None:
     failing = {(c["probe"], c["check"]) for c in doc["failing_checks"]}
     # Failing on purpose: see config/demo.yml.
     assert ("frontend", "hsts_header") in failing
-    assert ("api-cert", "cert_expiry_30d") in failing
+    assert ("api-cert", "cert_expiry_warning") in failing
     assert ("mcp-threading", "workers_alive") in failing
     assert ("postgres-backups", "backup_fresh") in failing
     assert ("energy-meter", "values_in_range") in failing
@@ -95,7 +98,7 @@ def test_status_page_shows_passing_and_failing_checks(demo: str) -> None:
     assert ("energy-meter", "device_answers") in passing
     page = _get(f"{demo}/")
     assert "hsts_header" in page
-    assert "cert_expiry_30d" in page
+    assert "cert_expiry_warning" in page
 
 
 def test_metrics_cover_every_probe(demo: str) -> None:
@@ -105,3 +108,17 @@ def test_metrics_cover_every_probe(demo: str) -> None:
     configured = json.loads(_get(f"{demo}/api/v1/status"))["probes"]
     assert probes == {p["name"] for p in configured}
     assert families["readiness_score_ratio"].samples[0].value < 0.9
+
+
+def test_the_demo_does_not_ship_in_the_runtime_package() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    shipped = [
+        path.name
+        for path in ROOT.iterdir()
+        if (path / "__init__.py").exists()
+        and any(fnmatch.fnmatchcase(path.name, pattern) for pattern in include)
+    ]
+    assert shipped == ["exporter"]
+    assert (ROOT / "demo" / "__main__.py").exists()
+    assert importlib.util.find_spec("exporter.demo") is None

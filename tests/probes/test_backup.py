@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import io
 import os
+import re
 import tarfile
 import time
 import zipfile
@@ -17,12 +18,19 @@ from typing import Any
 import bson
 import pytest
 
-from exporter.config import ConfigError, parse_config
-from exporter.kinds import config_adapter
-from exporter.probes.backup import BackupConfig
+from exporter.kinds import PROBES
+from exporter.probes.backup import BackupConfig, _verify_seconds
 from exporter.probes.base import ProbeResult, Reason
-from exporter.probes.context import ProbeContext, SharedResources
-from exporter.runner import run_probe
+from exporter.probes.context import Deadline, ProbeContext, SharedResources
+from tests.helpers import (
+    config_problems,
+    detail,
+    eventually,
+    probe_config,
+    run_once,
+    sample,
+    verdicts,
+)
 
 DAY = 86400.0
 MONGODUMP_MAGIC = (0x8199E26D).to_bytes(4, "little")
@@ -107,34 +115,23 @@ def daily(count: int, newest_age_days: float = 0.1) -> list[float]:
 
 
 def backup_config(directory: Path, **fields: Any) -> BackupConfig:
-    raw = {
-        "kind": "backup",
-        "name": "backups",
-        "path": str(directory),
-        "glob": "backup_*",
-        "timeout": "20s",
-        **fields,
-    }
-    config = config_adapter().validate_python(raw)
-    assert isinstance(config, BackupConfig)
+    """A backup probe of `backup_*` in *directory*, timeout 20 s unless told."""
+    usual = {"interval": "5m", "timeout": "20s", "glob": "backup_*"}
+    config: BackupConfig = probe_config(
+        "backup", name="backups", path=str(directory), **{**usual, **fields}
+    )
     return config
 
 
 async def run(config: BackupConfig, ctx: ProbeContext | None = None) -> ProbeResult:
-    context = ctx or ProbeContext(config.name, SharedResources())
-    return await run_probe(config, context)
+    return await run_once(config, ctx=ctx)
 
 
-def verdicts(result: ProbeResult) -> dict[str, bool]:
-    return {check.name: check.passed for check in result.checks}
-
-
-def detail(result: ProbeResult, name: str) -> str:
-    return next(check.detail for check in result.checks if check.name == name)
-
-
-def values(result: ProbeResult) -> dict[str, float]:
-    return {sample.name: sample.value for sample in result.samples}
+def figure(result: ProbeResult, name: str) -> float:
+    """The value of the run's (label-less) sample *name*; it must be there."""
+    value = sample(result, name)
+    assert value is not None, f"no sample {name}"
+    return value
 
 
 # --- healthy and stale ------------------------------------------------------------
@@ -152,19 +149,20 @@ async def test_fresh_daily_set_passes_every_check(tmp_path: Path) -> None:
         "backup_integrity": True,
     }
     assert "mongodump.gz" in detail(result, "backup_integrity")
-    figures = values(result)
-    assert figures["backup_files"] == 7
-    assert figures["backup_verify_success"] == 1
-    assert figures["backup_max_age_seconds"] == 26 * 3600
-    assert figures["backup_newest_timestamp_seconds"] == pytest.approx(
+    assert figure(result, "backup_files") == 7
+    assert figure(result, "backup_verify_success") == 1
+    assert figure(result, "backup_age_max_seconds") == 26 * 3600
+    assert figure(result, "backup_newest_timestamp_seconds") == pytest.approx(
         paths[0].stat().st_mtime
     )
-    assert figures["backup_oldest_timestamp_seconds"] == pytest.approx(
+    assert figure(result, "backup_oldest_timestamp_seconds") == pytest.approx(
         paths[-1].stat().st_mtime
     )
-    assert figures["backup_largest_gap_seconds"] == pytest.approx(DAY, abs=1)
-    assert figures["backup_newest_size_bytes"] == paths[0].stat().st_size
-    assert figures["backup_total_size_bytes"] == sum(p.stat().st_size for p in paths)
+    assert figure(result, "backup_largest_gap_seconds") == pytest.approx(DAY, abs=1)
+    assert figure(result, "backup_newest_size_bytes") == paths[0].stat().st_size
+    assert figure(result, "backup_total_size_bytes") == sum(
+        p.stat().st_size for p in paths
+    )
 
 
 async def test_stale_newest_fails_fresh_with_reason_check(tmp_path: Path) -> None:
@@ -174,7 +172,7 @@ async def test_stale_newest_fails_fresh_with_reason_check(tmp_path: Path) -> Non
     assert result.reason is Reason.CHECK
     assert verdicts(result)["backup_fresh"] is False
     assert "3.0d old, max 26.0h (stale)" in detail(result, "backup_fresh")
-    assert values(result)["backup_newest_timestamp_seconds"] > 0
+    assert figure(result, "backup_newest_timestamp_seconds") > 0
 
 
 # --- retention, gaps, cleanup ------------------------------------------------------
@@ -187,7 +185,7 @@ async def test_missing_day_in_a_week_fails_retention(tmp_path: Path) -> None:
     assert "gap of 48.0h before backup_09790.archive" in detail(
         result, "backup_retention"
     )
-    assert values(result)["backup_largest_gap_seconds"] == pytest.approx(2 * DAY)
+    assert figure(result, "backup_largest_gap_seconds") == pytest.approx(2 * DAY)
     assert result.success  # a warning only
 
 
@@ -219,7 +217,7 @@ async def test_old_files_left_behind_fail_cleanup(tmp_path: Path) -> None:
 async def test_four_weekly_snapshots_by_count(tmp_path: Path) -> None:
     make_set(tmp_path, [0.5, 7.5, 14.5, 21.5])
     config = backup_config(
-        tmp_path, retention_count=4, backup_interval="7d", max_age="8d"
+        tmp_path, retention_count=4, backup_interval="7d", age_max="8d"
     )
     result = await run(config)
     assert result.success, result.checks
@@ -238,7 +236,7 @@ async def test_empty_newest_fails_size_and_integrity(tmp_path: Path) -> None:
     assert verdicts(result)["backup_size"] is False
     assert "is empty" in detail(result, "backup_size")
     assert verdicts(result)["backup_integrity"] is False
-    assert values(result)["backup_newest_size_bytes"] == 0
+    assert figure(result, "backup_newest_size_bytes") == 0
 
 
 async def test_size_drop_below_half_of_median_fails(tmp_path: Path) -> None:
@@ -285,7 +283,7 @@ async def test_truncated_gzip_fails_integrity(tmp_path: Path) -> None:
     assert result.reason is Reason.CHECK
     assert verdicts(result)["backup_integrity"] is False
     assert "gz: truncated" in detail(result, "backup_integrity")
-    assert values(result)["backup_verify_success"] == 0
+    assert figure(result, "backup_verify_success") == 0
 
 
 @pytest.mark.parametrize(
@@ -362,12 +360,7 @@ async def test_verdict_that_ran_out_of_budget_is_not_kept(tmp_path: Path) -> Non
 
 @pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs /proc")
 async def test_cancelled_run_stops_the_verification_thread(tmp_path: Path) -> None:
-    # A sparse 64 GiB "mongodump": reading it takes far longer than the test.
-    with (tmp_path / "backup_1.archive").open("wb") as file:
-        file.write(MONGODUMP_MAGIC)
-        file.truncate(64 << 30)
-    stamp = time.time() - 3600
-    os.utime(tmp_path / "backup_1.archive", (stamp, stamp))
+    huge_sparse_mongodump(tmp_path / "backup_1.archive")
     config = backup_config(
         tmp_path, retention="1d", timeout="60s", verify_max_bytes="1TiB"
     )
@@ -378,14 +371,49 @@ async def test_cancelled_run_stops_the_verification_thread(tmp_path: Path) -> No
     loop.set_default_executor(workers)
     start = bytes_read_by_this_process()
     task = asyncio.create_task(run(config))
-    while bytes_read_by_this_process() - start < 64 << 20:
-        assert not task.done(), task.result()
-        await asyncio.sleep(0.01)
+    await eventually(
+        lambda: task.done() or bytes_read_by_this_process() - start >= 64 << 20,
+        timeout=30,
+    )
+    assert not task.done(), task.result()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     # Generous: the thread checks the stop event at every 1 MiB chunk.
     await asyncio.wait_for(loop.run_in_executor(None, lambda: None), timeout=20)
+
+
+async def test_verification_stops_within_the_runs_budget(tmp_path: Path) -> None:
+    # No verify_timeout: the read gets 80 % of the run's budget (1.44 s of a
+    # 2 s timeout), so the run ends with its own verdict, not a timeout.
+    huge_sparse_mongodump(tmp_path / "backup_1.archive")
+    config = backup_config(
+        tmp_path,
+        retention="1d",
+        interval="10s",
+        timeout="2s",
+        verify_max_bytes="1TiB",
+    )
+    result = await run(config)
+    assert result.reason is Reason.CHECK, result.error
+    assert verdicts(result)["backup_integrity"] is False
+    spent = re.search(
+        r"not verified: verify_timeout \(([\d.]+)s\) ran out",
+        detail(result, "backup_integrity"),
+    )
+    assert spent, detail(result, "backup_integrity")
+    assert 0 < float(spent.group(1)) <= 1.44  # less only if the listing was slow
+    assert figure(result, "backup_verify_success") == 0
+
+
+def huge_sparse_mongodump(path: Path) -> None:
+    """A sparse 64 GiB "mongodump", an hour old: reading it takes far longer
+    than any test."""
+    with path.open("wb") as file:
+        file.write(MONGODUMP_MAGIC)
+        file.truncate(64 << 30)
+    stamp = time.time() - 3600
+    os.utime(path, (stamp, stamp))
 
 
 def bytes_read_by_this_process() -> int:
@@ -420,7 +448,7 @@ async def test_expect_encrypted_passes_random_bytes(tmp_path: Path) -> None:
     assert verdicts(result)["backup_encrypted"] is True
     # Encrypted backups cannot be read, so verification is off unless asked.
     assert "backup_integrity" not in verdicts(result)
-    assert "backup_verify_success" not in values(result)
+    assert sample(result, "backup_verify_success") is None
 
 
 async def test_expect_encrypted_fails_plain_gzip(tmp_path: Path) -> None:
@@ -440,10 +468,9 @@ async def test_missing_directory_fails_checks_and_exports_zeros(
     assert result.reason is Reason.CHECK
     assert verdicts(result)["backup_fresh"] is False
     assert "does not exist" in detail(result, "backup_fresh")
-    figures = values(result)
-    assert figures["backup_files"] == 0
-    assert figures["backup_newest_timestamp_seconds"] == 0
-    assert figures["backup_verify_success"] == 0
+    assert figure(result, "backup_files") == 0
+    assert figure(result, "backup_newest_timestamp_seconds") == 0
+    assert figure(result, "backup_verify_success") == 0
 
 
 async def test_empty_directory_fails_checks_and_exports_zeros(tmp_path: Path) -> None:
@@ -451,7 +478,7 @@ async def test_empty_directory_fails_checks_and_exports_zeros(tmp_path: Path) ->
     result = await run(backup_config(tmp_path))
     assert not verdicts(result)["backup_fresh"]
     assert "no file matches 'backup_*'" in detail(result, "backup_fresh")
-    assert values(result)["backup_files"] == 0
+    assert figure(result, "backup_files") == 0
 
 
 async def test_path_through_a_file_is_a_config_failure(tmp_path: Path) -> None:
@@ -487,7 +514,7 @@ async def test_file_being_written_is_left_out_of_newest_checks(
     assert verdicts(result)["backup_integrity"] is True
     assert verdicts(result)["backup_size"] is True
     assert "backup_09900.archive" in detail(result, "backup_fresh")
-    assert values(result)["backup_files"] == 8
+    assert figure(result, "backup_files") == 8
     # Once it has settled it is judged, and found truncated.
     settled = backup_config(tmp_path, retention="7d", settle_time="1s")
     assert verdicts(await run(settled))["backup_integrity"] is False
@@ -497,7 +524,7 @@ async def test_only_file_being_written_says_so(tmp_path: Path) -> None:
     write_backup(tmp_path / "backup_1.archive", b"partial", 2)
     result = await run(backup_config(tmp_path))
     assert "1 still being written" in detail(result, "backup_fresh")
-    assert values(result)["backup_files"] == 1
+    assert figure(result, "backup_files") == 1
 
 
 async def test_symlinks_followed_and_odd_entries_ignored(
@@ -517,8 +544,8 @@ async def test_symlinks_followed_and_odd_entries_ignored(
     (sets / "backup_fifo_link.archive").symlink_to(sets / "backup_fifo.archive")
     result = await run(backup_config(sets, retention="7d"))
     assert result.success, result.checks
-    assert values(result)["backup_files"] == 7
-    assert values(result)["backup_largest_gap_seconds"] == pytest.approx(DAY, abs=1)
+    assert figure(result, "backup_files") == 7
+    assert figure(result, "backup_largest_gap_seconds") == pytest.approx(DAY, abs=1)
 
 
 async def test_ten_thousand_files(tmp_path: Path) -> None:
@@ -529,9 +556,8 @@ async def test_ten_thousand_files(tmp_path: Path) -> None:
         stamp = now - (10_000 - index) * 60
         os.utime(path, (stamp, stamp))
     result = await run(backup_config(tmp_path, retention="7d", verify=False))
-    figures = values(result)
-    assert figures["backup_files"] == 10_000
-    assert figures["backup_newest_timestamp_seconds"] == pytest.approx(now - 60)
+    assert figure(result, "backup_files") == 10_000
+    assert figure(result, "backup_newest_timestamp_seconds") == pytest.approx(now - 60)
     assert verdicts(result)["backup_fresh"] is True
     assert verdicts(result)["backup_size"] is False  # they are all empty
 
@@ -539,33 +565,98 @@ async def test_ten_thousand_files(tmp_path: Path) -> None:
 # --- config --------------------------------------------------------------------------------
 
 
-def probe_yaml(fields: str) -> str:
-    return "probes:\n  - kind: backup\n    name: b\n    path: /var/backups\n" + "".join(
-        f"    {line}\n" for line in fields.splitlines()
-    )
+def backup_problems(fields: str) -> str:
+    """The config problems of a backup probe of /var/backups with *fields*
+    (YAML flow style)."""
+    return config_problems(f"- {{kind: backup, name: b, path: /var/backups, {fields}}}")
 
 
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ("retention: 7d\nretention_count: 4", "either retention"),
+        ("retention: 7d, retention_count: 4", "either retention"),
         ("glob: daily/*.gz", "put the directories in `path`"),
         ("verify_timeout: 2m", "verify_timeout (120s) must be below timeout (120s)"),
         ("retention: 12h", "retention (43200s) must be at least backup_interval"),
-        ("size_drop_ratio: 2", "size_drop_ratio"),
+        ("size_ratio_min: 2", "size_ratio_min"),
         ("intervall: 1d", "unknown field 'intervall'"),
+        ("settle_time: 2d", "settle_time must be below age_max"),
     ],
 )
 def test_bad_config_is_explained(fields: str, message: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        parse_config(probe_yaml(fields))
-    assert message in str(caught.value)
+    assert message in backup_problems(fields)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"), [("max_age", "age_max"), ("size_drop_ratio", "size_ratio_min")]
+)
+def test_a_renamed_field_names_the_new_one(old: str, new: str) -> None:
+    problems = backup_problems(f"{old}: 1")
+    assert f"field {old!r} is now {new!r} (renamed in 0.2.0" in problems
+
+
+async def test_age_max_sets_freshness_and_its_series(tmp_path: Path) -> None:
+    make_set(tmp_path, daily(7, newest_age_days=1.5))
+    result = await run(backup_config(tmp_path, retention="7d", age_max="2d"))
+    assert verdicts(result)["backup_fresh"] is True
+    assert "36.0h old, max 2.0d" in detail(result, "backup_fresh")
+    assert figure(result, "backup_age_max_seconds") == 2 * DAY
+    assert sample(result, "backup_max_age_seconds") is None  # the 0.1 name
+    stale = await run(backup_config(tmp_path, retention="7d", age_max="1d"))
+    assert verdicts(stale)["backup_fresh"] is False
+    assert "36.0h old, max 24.0h (stale)" in detail(stale, "backup_fresh")
+
+
+async def test_size_ratio_min_sets_the_size_limit(tmp_path: Path) -> None:
+    make_set(tmp_path, daily(7, newest_age_days=1.1), lambda: b"x" * 10_000)
+    write_backup(tmp_path / "backup_99999.archive", b"x" * 6_000, 0.1 * DAY)
+    config = backup_config(tmp_path, verify=False, size_ratio_min=0.7)
+    result = await run(config)
+    assert verdicts(result)["backup_size"] is False
+    assert "60% of the median" in detail(result, "backup_size")
+    assert "(min 70%)" in detail(result, "backup_size")
 
 
 def test_defaults() -> None:
-    config = parse_config(probe_yaml("glob: 'backup_*.archive'")).probes[0]
-    assert isinstance(config, BackupConfig)
-    assert config.max_age == 26 * 3600
+    config = backup_config(Path("/var/backups"), timeout="2m")
+    assert config.age_max == 26 * 3600
+    assert config.size_ratio_min == 0.5
     assert config.retention_seconds == 7 * DAY
     assert config.verify_enabled
-    assert config.verify_seconds == pytest.approx(96)
+
+
+@pytest.mark.parametrize(
+    ("fields", "seconds"),
+    [
+        # 80 % of the run's budget: the timeout less 0.5 s (at most 10 %).
+        ({"timeout": "2m"}, 0.8 * 119.5),
+        ({"timeout": "2s"}, 0.8 * 1.8),
+        ({"timeout": "2m", "verify_timeout": "30s"}, 30.0),
+        # verify_timeout never takes more than 80 % of the budget either.
+        ({"timeout": "2m", "verify_timeout": "110s"}, 0.8 * 119.5),
+    ],
+)
+def test_verification_budget_comes_from_the_run(
+    fields: dict[str, Any], seconds: float
+) -> None:
+    config = backup_config(Path("/var/backups"), **fields)
+    ctx = ProbeContext(config.name, SharedResources())
+    ctx.deadline = Deadline(config.timeout)  # what the runner gives each run
+    assert _verify_seconds(config, ctx) == pytest.approx(seconds, abs=0.01)
+
+
+def test_the_checks_table_plans_what_plan_did() -> None:
+    # What `plan()` gave before checks became data (0.1.x).
+    always = ["backup_fresh", "backup_retention", "backup_cleanup", "backup_size"]
+    for fields, extra in [
+        ({}, ["backup_integrity"]),
+        ({"verify": False}, []),
+        ({"expect_encrypted": True}, ["backup_encrypted"]),
+        (
+            {"expect_encrypted": True, "verify": True},
+            ["backup_integrity", "backup_encrypted"],
+        ),
+    ]:
+        config = backup_config(Path("/var/backups"), **fields)
+        planned = [spec.name for spec in PROBES["backup"].plan(config)]
+        assert planned == always + extra, fields

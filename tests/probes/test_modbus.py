@@ -17,14 +17,21 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from exporter.config import ConfigError
-from exporter.kinds import config_adapter
-from exporter.probes.base import ProbeResult, Reason
-from exporter.probes.context import ProbeContext, SharedResources
+from exporter.kinds import PROBES
+from exporter.probes.base import Category, ProbeResult, Reason, Severity
+from exporter.probes.context import SharedResources
 from exporter.probes.modbus import ModbusConfig
-from exporter.probes.modbus_registers import Register, plan_reads
-from exporter.runner import run_probe
+from exporter.probes.modbus.registers import Register, plan_reads
 from tests.conftest import StartServer, config_from, free_port
+from tests.helpers import (
+    config_problems,
+    detail,
+    eventually,
+    probe_config,
+    run_once,
+    sample,
+    verdicts,
+)
 
 DT = AsyncModbusTcpClient.DATATYPE
 HOST = "127.0.0.1"
@@ -102,42 +109,22 @@ def holding(address: int, words: Sequence[int], **device: Any) -> SimDevice:
 
 
 def modbus_config(port: int, registers: list[dict[str, Any]], **fields: Any) -> Any:
-    raw = {
-        "kind": "modbus",
-        "name": fields.pop("name", "meter"),
-        "host": HOST,
-        "port": port,
-        "timeout": "2s",
-        "interval": "10s",
-        "registers": registers,
-        **fields,
-    }
-    return config_adapter().validate_python(raw)
+    """A modbus probe named `meter` of unit 1 at 127.0.0.1:*port*."""
+    fields = {"name": "meter", "host": HOST, **fields}
+    return probe_config("modbus", port=port, registers=registers, **fields)
 
 
-async def run(config: Any, shared: SharedResources | None = None) -> ProbeResult:
-    own = shared is None
-    shared = shared or SharedResources()
-    try:
-        return await run_probe(config, ProbeContext(config.name, shared))
-    finally:
-        if own:
-            await shared.aclose()
+@pytest.fixture
+async def shared() -> AsyncIterator[SharedResources]:
+    """The test's shared gateways, closed at its end."""
+    resources = SharedResources()
+    yield resources
+    await resources.aclose()
 
 
-def samples(result: ProbeResult) -> dict[str, float]:
-    """`name` or `name{register}` -> value."""
-    found = {}
-    for sample in result.samples:
-        labels = dict(sample.labels)
-        key = sample.name + (f"{{{labels['register']}}}" if labels else "")
-        found[key] = sample.value
-    return found
-
-
-def check(result: ProbeResult, name: str) -> tuple[bool, str]:
-    found = {c.name: (c.passed, c.detail) for c in result.checks}
-    return found[name]
+def value_of(result: ProbeResult, register: str, unit: str = "") -> float | None:
+    """The scaled value the run exported for *register*."""
+    return sample(result, "modbus_register_value", register=register, unit=unit)
 
 
 def reg(name: str, address: int, **fields: Any) -> dict[str, Any]:
@@ -171,7 +158,9 @@ def encode(value: Any, data_type: str, byte_order: str) -> list[int]:
     return words
 
 
-async def test_every_data_type_and_byte_order_decodes(modbus: StartModbus) -> None:
+async def test_every_data_type_and_byte_order_decodes(
+    modbus: StartModbus, shared: SharedResources
+) -> None:
     words: list[int] = []
     registers, expected = [], {}
     for byte_order in ("ABCD", "CDAB", "BADC", "DCBA"):
@@ -190,16 +179,18 @@ async def test_every_data_type_and_byte_order_decodes(modbus: StartModbus) -> No
     words += [2301, 0b1010]
     server = await modbus(holding(0, words))
 
-    result = await run(modbus_config(server.port, registers))
+    result = await run_once(modbus_config(server.port, registers), shared)
 
     assert result.success, result.error
-    values = samples(result)
     for name, value in expected.items():
-        assert math.isclose(values[f"modbus_register_value{{{name}}}"], value), name
+        decoded = value_of(result, name)
+        assert decoded is not None and math.isclose(decoded, value), name
     assert len(server.requests) == 1  # 42 contiguous registers, one read
 
 
-async def test_coils_discrete_inputs_and_input_registers(modbus: StartModbus) -> None:
+async def test_coils_discrete_inputs_and_input_registers(
+    modbus: StartModbus, shared: SharedResources
+) -> None:
     bits = [True, False, True] + [False] * 13
     device = SimDevice(
         id=1,
@@ -225,39 +216,37 @@ async def test_coils_discrete_inputs_and_input_registers(modbus: StartModbus) ->
         reg("hertz", 0, type="input", data_type="float32", unit="hertz"),
     ]
 
-    result = await run(modbus_config(server.port, registers))
+    result = await run_once(modbus_config(server.port, registers), shared)
 
-    values = samples(result)
     assert result.success, result.error
-    assert [values[f"modbus_register_value{{coil{i}}}"] for i in range(3)] == [1, 0, 1]
-    assert values["modbus_register_value{alarm}"] == 1
-    assert values["modbus_register_value{hertz}"] == 49.75
-    units = {
-        dict(s.labels).get("register"): dict(s.labels).get("unit")
-        for s in result.samples
-        if s.name == "modbus_register_value"
-    }
-    assert units["hertz"] == "hertz"
+    assert [value_of(result, f"coil{i}") for i in range(3)] == [1, 0, 1]
+    assert value_of(result, "alarm") == 1
+    # The unit is a label of the value; the helper needs the exact labels.
+    assert value_of(result, "hertz", unit="hertz") == 49.75
+    assert value_of(result, "hertz") is None
     assert len(server.requests) == 3  # one per table
 
 
 # --- batching ------------------------------------------------------------------------
 
 
-async def test_contiguous_registers_share_one_request(modbus: StartModbus) -> None:
+async def test_contiguous_registers_share_one_request(
+    modbus: StartModbus, shared: SharedResources
+) -> None:
     server = await modbus(holding(0, list(range(30))))
     contiguous = [reg(f"r{i}", i) for i in range(10)]
     apart = [reg("far", 20)]
 
-    result = await run(modbus_config(server.port, contiguous + apart))
+    result = await run_once(modbus_config(server.port, contiguous + apart), shared)
     assert result.success, result.error
     assert len(server.requests) == 2  # 0..9, then 20
 
     server.requests.clear()
-    result = await run(modbus_config(server.port, contiguous + apart, max_gap=10))
+    bridged = modbus_config(server.port, contiguous + apart, max_gap=10)
+    result = await run_once(bridged, shared)
     assert result.success, result.error
     assert [r.count for r in server.requests] == [21]  # the gap 10..19 bridged
-    assert samples(result)["modbus_register_value{far}"] == 20
+    assert value_of(result, "far") == 20
 
 
 def test_reads_respect_protocol_limits() -> None:
@@ -277,70 +266,74 @@ def test_reads_respect_protocol_limits() -> None:
 # --- failures ------------------------------------------------------------------------
 
 
-async def test_illegal_address_fails_only_that_register(modbus: StartModbus) -> None:
+async def test_illegal_address_fails_only_that_register(
+    modbus: StartModbus, shared: SharedResources
+) -> None:
     server = await modbus(holding(0, [1, 2, 3]))
     registers = [reg("a", 0), reg("b", 1), reg("missing", 3), reg("c", 2)]
 
-    result = await run(modbus_config(server.port, registers, max_gap=5))
+    result = await run_once(modbus_config(server.port, registers, max_gap=5), shared)
 
     assert result.reason is Reason.CHECK
-    passed, detail = check(result, "registers_readable")
-    assert not passed
-    assert detail == "unreadable: missing (exception 2: illegal address)"
-    assert check(result, "device_answers")[0]
-    values = samples(result)
-    assert values["modbus_register_exception_code{missing}"] == 2
-    assert values["modbus_register_read_success{missing}"] == 0
-    assert values["modbus_register_value{c}"] == 3  # neighbours still read
-    assert values["modbus_device_up"] == 1
+    assert verdicts(result) == {"device_answers": True, "registers_readable": False}
+    assert detail(result, "registers_readable") == (
+        "unreadable: missing (exception 2: illegal address)"
+    )
+    code = sample(result, "modbus_register_exception_code", register="missing")
+    assert code == 2
+    assert sample(result, "modbus_register_read_success", register="missing") == 0
+    assert value_of(result, "c") == 3  # neighbours still read
+    assert sample(result, "modbus_device_up") == 1
 
 
 async def test_unknown_unit_behind_live_gateway_is_device_down(
-    modbus: StartModbus,
+    modbus: StartModbus, shared: SharedResources
 ) -> None:
     server = await modbus(holding(0, [1]))
 
-    result = await run(modbus_config(server.port, [reg("a", 0)], unit=7))
+    result = await run_once(modbus_config(server.port, [reg("a", 0)], unit=7), shared)
 
     # pymodbus 3.16.1's server answers DEVICE_FAILURE (4) for unknown ids.
     assert result.reason is Reason.PROTOCOL
-    passed, detail = check(result, "device_answers")
-    assert not passed
-    assert "exception 4" in detail
-    assert not check(result, "registers_readable")[0]
-    values = samples(result)
-    assert values["modbus_gateway_up"] == 1
-    assert values["modbus_device_up"] == 0
-    assert values["modbus_device_exception_code"] == 4
-    assert values["modbus_register_read_success{a}"] == 0
+    assert verdicts(result) == {"device_answers": False, "registers_readable": False}
+    assert "exception 4" in detail(result, "device_answers")
+    assert sample(result, "modbus_gateway_up") == 1
+    assert sample(result, "modbus_device_up") == 0
+    assert sample(result, "modbus_device_exception_code") == 4
+    assert sample(result, "modbus_register_read_success", register="a") == 0
 
 
 async def test_silent_device_times_out_within_the_deadline(
-    tcp_server: StartServer,
+    tcp_server: StartServer, shared: SharedResources
 ) -> None:
     port = await tcp_server()  # accepts, never answers
     config = modbus_config(port, [reg("a", 0)], request_timeout="300ms")
 
-    result = await run(config)
+    result = await run_once(config, shared)
 
     assert result.reason is Reason.TIMEOUT
-    assert not check(result, "device_answers")[0]
-    assert samples(result)["modbus_gateway_up"] == 1
-    assert samples(result)["modbus_device_up"] == 0
-    assert result.duration_seconds < config.timeout
+    assert not verdicts(result)["device_answers"]
+    assert detail(result, "device_answers") == (
+        f"no answer from unit 1 via 127.0.0.1:{port} within 0.3s"
+    )
+    # The request's own timeout, not the run's: the gateway's state is known.
+    assert sample(result, "modbus_gateway_up") == 1
+    assert sample(result, "modbus_device_up") == 0
 
 
-async def test_gateway_down_is_a_connect_failure() -> None:
-    result = await run(modbus_config(free_port(), [reg("a", 0)]))
+async def test_gateway_down_is_a_connect_failure(shared: SharedResources) -> None:
+    result = await run_once(modbus_config(free_port(), [reg("a", 0)]), shared)
 
     assert result.reason is Reason.CONNECT
     assert "cannot connect to gateway" in result.error
     assert all(not c.passed for c in result.checks)
-    assert samples(result)["modbus_gateway_up"] == 0
-    assert samples(result)["modbus_device_up"] == 0
+    assert sample(result, "modbus_gateway_up") == 0
+    assert sample(result, "modbus_device_up") == 0
 
 
-async def test_short_reply_is_a_protocol_failure(tcp_server: StartServer) -> None:
+async def test_short_reply_is_a_protocol_failure(
+    tcp_server: StartServer, shared: SharedResources
+) -> None:
     async def one_register_only(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
@@ -355,71 +348,72 @@ async def test_short_reply_is_a_protocol_failure(tcp_server: StartServer) -> Non
             writer.close()
 
     port = await tcp_server(one_register_only)
-    result = await run(modbus_config(port, [reg("f", 0, data_type="float32")]))
+    config = modbus_config(port, [reg("f", 0, data_type="float32")])
+    result = await run_once(config, shared)
 
     assert result.reason is Reason.PROTOCOL
     assert "got 1" in result.error
 
 
-async def test_probe_recovers_after_the_server_restarts(modbus: StartModbus) -> None:
+async def test_probe_recovers_after_the_server_restarts(
+    modbus: StartModbus, shared: SharedResources
+) -> None:
     server = await modbus(holding(0, [42]))
     config = modbus_config(server.port, [reg("a", 0)])
-    shared = SharedResources()
-    try:
-        assert (await run(config, shared)).success
-        await server.stop()
-        down = await run(config, shared)
-        assert down.reason is Reason.CONNECT
-        await server.start(server.port)
-        again = await run(config, shared)
-        assert again.success, again.error
-        assert samples(again)["modbus_register_value{a}"] == 42
-    finally:
-        await shared.aclose()
+    assert (await run_once(config, shared)).success
+    await server.stop()
+    down = await run_once(config, shared)
+    assert down.reason is Reason.CONNECT
+    await server.start(server.port)
+    again = await run_once(config, shared)
+    assert again.success, again.error
+    assert value_of(again, "a") == 42
+
+
+def slow_device(*delays: float) -> Callable[..., Awaitable[None]]:
+    """A simulator action that delays each answer by the next of *delays*
+    (a device that is slow to answer), then answers at once."""
+    pending = list(delays)
+
+    async def slow(*_: Any) -> None:
+        await asyncio.sleep(pending.pop(0) if pending else 0)
+
+    return slow
 
 
 @pytest.mark.parametrize("framer", ["socket", "rtu"])
 async def test_late_answer_is_never_taken_for_the_next_request(
-    modbus: StartModbus, framer: str
+    modbus: StartModbus, shared: SharedResources, framer: str
 ) -> None:
-    delays = [0.4, 0.5]  # the late answer to `a` comes while `b` waits
-
-    async def slow(*_: Any) -> None:
-        await asyncio.sleep(delays.pop(0) if delays else 0)
-
     words = [111, 0, 0, 0, 0, 555]
+    # The late answer to `a` comes while `b` waits.
     server = await modbus(
-        holding(0, words, action=slow),
+        holding(0, words, action=slow_device(0.4, 0.5)),
         framer=FramerType.RTU if framer == "rtu" else FramerType.SOCKET,
     )
-    shared = SharedResources()
     first = modbus_config(
         server.port, [reg("a", 0)], request_timeout="100ms", framer=framer
     )
     # Same unit, same function, same count: in RTU frames nothing but
     # timing tells the late answer for `a` from the answer for `b`.
     second = modbus_config(server.port, [reg("b", 5)], framer=framer, name="b")
-    try:
-        assert (await run(first, shared)).reason is Reason.TIMEOUT
-        result = await run(second, shared)
-        assert result.success, result.error
-        assert samples(result)["modbus_register_value{b}"] == 555
-    finally:
-        await shared.aclose()
+    assert (await run_once(first, shared)).reason is Reason.TIMEOUT
+    result = await run_once(second, shared)
+    assert result.success, result.error
+    assert value_of(result, "b") == 555
+
+
+# --- the run's deadline bounds every request ---------------------------------------
 
 
 async def test_deadline_mid_request_leaves_no_stale_answer(
-    modbus: StartModbus,
+    modbus: StartModbus, shared: SharedResources
 ) -> None:
-    delays = [0.3, 0.5, 0.4]  # a; b (cut by the deadline); c, which waits
-    # while the late answer to b comes in
-
-    async def slow(*_: Any) -> None:
-        await asyncio.sleep(delays.pop(0) if delays else 0)
-
+    # a answers after 0.3 s; b would after 0.5 s, past the run's budget
+    # (0.45 s of a 0.5 s timeout); c waits while the late answer to b comes.
     words = [111, 0, 0, 333, 0, 555]
-    server = await modbus(holding(0, words, action=slow), framer=FramerType.RTU)
-    shared = SharedResources()
+    device = holding(0, words, action=slow_device(0.3, 0.5, 0.4))
+    server = await modbus(device, framer=FramerType.RTU)
     two_reads = modbus_config(
         server.port,
         [reg("a", 0), reg("b", 5)],
@@ -428,22 +422,58 @@ async def test_deadline_mid_request_leaves_no_stale_answer(
         request_timeout="450ms",
     )
     other = modbus_config(server.port, [reg("c", 3)], framer="rtu", name="c")
-    try:
-        cut = await run(two_reads, shared)
-        assert cut.reason is Reason.TIMEOUT
-        assert cut.error == "no answer within 0.5s"
-        result = await run(other, shared)
-        assert result.success, result.error
-        assert samples(result)["modbus_register_value{c}"] == 333
-    finally:
-        await shared.aclose()
+
+    cut = await run_once(two_reads, shared)
+
+    # b's request got what was left of the budget, not its request_timeout,
+    # so the probe, not the runner, ended it, and says so.
+    assert cut.reason is Reason.TIMEOUT
+    assert cut.error.startswith(f"no answer from unit 1 via 127.0.0.1:{server.port}")
+    assert sample(cut, "modbus_gateway_up") == 1
+    assert sample(cut, "modbus_device_up") == 0
+    result = await run_once(other, shared)
+    assert result.success, result.error
+    assert value_of(result, "c") == 333
+
+
+async def test_a_request_queued_behind_another_gets_what_is_left(
+    modbus: StartModbus, shared: SharedResources
+) -> None:
+    # Two devices on one gateway. Unit 1 takes 0.6 s to answer; unit 2's
+    # probe (timeout 1 s, budget 0.9 s) waits for it, then finds its own
+    # device silent. Its request may take only the 0.3 s left of its
+    # budget, not its request_timeout of 0.8 s, which would overrun the run.
+    slow = holding(0, [1], id=1, action=slow_device(0.6))
+    silent = holding(0, [2], id=2, action=slow_device(5.0))
+    server = await modbus([slow, silent])
+    first = modbus_config(server.port, [reg("a", 0)], unit=1, name="u1")
+    queued = modbus_config(
+        server.port,
+        [reg("b", 0)],
+        unit=2,
+        name="u2",
+        timeout="1s",
+        request_timeout="800ms",
+    )
+    head = asyncio.create_task(run_once(first, shared))
+    await eventually(lambda: len(server.requests) == 1)  # u1 holds the gateway
+
+    behind = await run_once(queued, shared)
+
+    assert (await head).success
+    assert behind.reason is Reason.TIMEOUT
+    assert behind.error.startswith("no answer from unit 2"), behind.error
+    assert sample(behind, "modbus_gateway_up") == 1
+    assert sample(behind, "modbus_device_up") == 0
+    wait = sample(behind, "modbus_gateway_wait_seconds")
+    assert wait is not None and wait > 0
 
 
 # --- one gateway, many devices -------------------------------------------------------
 
 
 async def test_devices_on_one_gateway_are_served_one_at_a_time(
-    modbus: StartModbus,
+    modbus: StartModbus, shared: SharedResources
 ) -> None:
     in_flight = 0
     most_in_flight = 0
@@ -455,7 +485,7 @@ async def test_devices_on_one_gateway_are_served_one_at_a_time(
         in_flight += 1
         most_in_flight = max(most_in_flight, in_flight)
         started = loop.time()
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # the device's time to answer
         in_flight -= 1
         served.append((started, loop.time()))
 
@@ -470,11 +500,7 @@ async def test_devices_on_one_gateway_are_served_one_at_a_time(
         modbus_config(server.port, registers, unit=u, name=f"u{u}", pause=pause)
         for u in (1, 2)
     ]
-    shared = SharedResources()
-    try:
-        results = await asyncio.gather(*(run(c, shared) for c in configs))
-    finally:
-        await shared.aclose()
+    results = await asyncio.gather(*(run_once(c, shared) for c in configs))
 
     assert all(r.success for r in results), [r.error for r in results]
     assert len(served) == 6
@@ -487,56 +513,58 @@ async def test_devices_on_one_gateway_are_served_one_at_a_time(
 # --- transports ----------------------------------------------------------------------
 
 
-async def test_rtu_over_tcp(modbus: StartModbus) -> None:
+async def test_rtu_over_tcp(modbus: StartModbus, shared: SharedResources) -> None:
     server = await modbus(
         holding(0, encode(50.0, "float32", "CDAB")), framer=FramerType.RTU
     )
     registers = [reg("hz", 0, data_type="float32", byte_order="CDAB")]
 
-    result = await run(modbus_config(server.port, registers, framer="rtu"))
+    result = await run_once(modbus_config(server.port, registers, framer="rtu"), shared)
 
     assert result.success, result.error
-    assert samples(result)["modbus_register_value{hz}"] == 50.0
+    assert value_of(result, "hz") == 50.0
 
 
-async def test_rtu_on_a_serial_port(modbus: StartModbus) -> None:
+async def test_rtu_on_a_serial_port(
+    modbus: StartModbus, shared: SharedResources
+) -> None:
     server = await modbus(holding(0, [2301]), framer=FramerType.RTU)
-    raw = {
-        "kind": "modbus",
-        "name": "bus",
-        "serial": f"socket://{HOST}:{server.port}",
-        "baudrate": 19200,
-        "timeout": "2s",
-        "registers": [reg("v", 0, scale=0.1)],
-    }
-    config = config_adapter().validate_python(raw)
+    config = probe_config(
+        "modbus",
+        name="bus",
+        serial=f"socket://{HOST}:{server.port}",
+        baudrate=19200,
+        registers=[reg("v", 0, scale=0.1)],
+    )
 
-    result = await run(config)
+    result = await run_once(config, shared)
 
     assert result.success, result.error
-    assert math.isclose(samples(result)["modbus_register_value{v}"], 230.1)
+    volts = value_of(result, "v")
+    assert volts is not None and math.isclose(volts, 230.1)
 
 
 # --- ranges --------------------------------------------------------------------------
 
 
-async def test_value_out_of_range_fails_values_in_range(modbus: StartModbus) -> None:
+async def test_value_out_of_range_fails_values_in_range(
+    modbus: StartModbus, shared: SharedResources
+) -> None:
     server = await modbus(holding(0, [2650, 500]))
     registers = [
         reg("volts", 0, scale=0.1, min=207, max=253),
         reg("hz", 1, scale=0.1, min=49.5, max=50.5),
     ]
 
-    result = await run(modbus_config(server.port, registers))
+    result = await run_once(modbus_config(server.port, registers), shared)
 
-    passed, detail = check(result, "values_in_range")
-    assert not passed
-    assert detail == "volts=265 outside 207..253"
+    assert not verdicts(result)["values_in_range"]
+    assert detail(result, "values_in_range") == "volts=265 outside 207..253"
     assert result.success  # a warning by default
     critical = modbus_config(
         server.port, registers, checks={"values_in_range": {"severity": "critical"}}
     )
-    assert (await run(critical)).reason is Reason.CHECK
+    assert (await run_once(critical, shared)).reason is Reason.CHECK
 
 
 # --- config --------------------------------------------------------------------------
@@ -594,15 +622,12 @@ def test_profiles_file_shares_a_map_and_a_device_may_override(tmp_path: Path) ->
 def test_unknown_profile_is_a_config_error(tmp_path: Path) -> None:
     profiles = tmp_path / "profiles.yml"
     profiles.write_text("em24: []\n")
-    with pytest.raises(ConfigError) as caught:
-        config_from(
-            f"""
-            probes:
-              - {{kind: modbus, name: m1, host: a, profile: em340, profiles_file: {profiles}}}
-            """
-        )
-    assert "profile 'em340' is not a register list" in str(caught.value)
-    assert "profiles there: em24" in str(caught.value)
+    problems = config_problems(
+        f"- {{kind: modbus, name: m1, host: a, profile: em340,"
+        f" profiles_file: {profiles}}}"
+    )
+    assert "profile 'em340' is not a register list" in problems
+    assert "profiles there: em24" in problems
 
 
 def test_yaml_anchor_shares_a_register_map() -> None:
@@ -623,3 +648,34 @@ def test_yaml_anchor_shares_a_register_map() -> None:
     assert isinstance(first, ModbusConfig) and isinstance(second, ModbusConfig)
     assert first.registers == second.registers
     assert first.endpoint() == second.endpoint()  # one shared connection
+
+
+# What `plan()` gave before checks became data (0.1.x): the table must give
+# the same checks, categories and severities for the same configs.
+_RELIABILITY = Category.RELIABILITY
+FORMER_PLAN = [
+    ("device_answers", _RELIABILITY, Severity.CRITICAL),
+    ("registers_readable", _RELIABILITY, Severity.CRITICAL),
+]
+FORMER_PLANS: dict[str, tuple[list[dict[str, Any]], list[Any]]] = {
+    "no range": ([reg("a", 0), reg("b", 1)], FORMER_PLAN),
+    "a min": (
+        [reg("a", 0, min=1), reg("b", 1)],
+        [*FORMER_PLAN, ("values_in_range", _RELIABILITY, Severity.WARNING)],
+    ),
+    "a max": (
+        [reg("a", 0), reg("b", 1, max=5)],
+        [*FORMER_PLAN, ("values_in_range", _RELIABILITY, Severity.WARNING)],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FORMER_PLANS))
+def test_the_checks_table_plans_what_plan_did(case: str) -> None:
+    registers, former = FORMER_PLANS[case]
+    config = modbus_config(502, registers)
+    planned = [
+        (spec.name, spec.category, spec.severity)
+        for spec in PROBES["modbus"].plan(config)
+    ]
+    assert planned == former

@@ -93,44 +93,47 @@ CHECKS = (
         "backup_fresh",
         Category.DATA,
         Severity.CRITICAL,
-        "The newest finished backup is at most `age_max` old (26 h by default).",
+        "The newest settled backup is at most `age_max` old (26 h by default).",
         threshold="age_max",
     ),
     CheckDef(
         "backup_retention",
         Category.DATA,
         Severity.WARNING,
-        "The backups cover the retention window (`retention`, or"
-        " `retention_count` backups) with no gap over 1.5 `backup_interval`.",
+        "The backups cover the retention window (`retention`, or `retention_count` "
+        "times `backup_interval`) with no gap over 1.5 `backup_interval`.",
         threshold="retention",
     ),
     CheckDef(
         "backup_cleanup",
         Category.DATA,
         Severity.WARNING,
-        "Nothing older than the retention window (plus 1.5 `backup_interval`) is kept.",
+        "No settled backup is older than the retention window plus 1.5 "
+        "`backup_interval`.",
         threshold="retention",
     ),
     CheckDef(
         "backup_size",
         Category.DATA,
         Severity.WARNING,
-        "The newest backup is not empty and at least `size_ratio_min` of the"
-        " median of the ones before.",
+        "The newest backup is not empty and at least `size_ratio_min` of the median "
+        "size of the previous 7.",
         threshold="size_ratio_min",
     ),
     CheckDef(
         "backup_integrity",
         Category.DATA,
         Severity.CRITICAL,
-        "The newest backup reads end to end as the archive it claims to be.",
+        "The newest backup reads end to end as the format its magic bytes name (with "
+        "`verify`, on unless `expect_encrypted`).",
         when=lambda config: config.verify_enabled,
     ),
     CheckDef(
         "backup_encrypted",
         Category.SECURITY,
         Severity.WARNING,
-        "The newest backup is not a plain archive, dump or text.",
+        "The newest backup does not look like a plain archive, dump or text (with "
+        "`expect_encrypted`).",
         when=lambda config: config.expect_encrypted,
     ),
 )

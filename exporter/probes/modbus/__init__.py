@@ -2,7 +2,7 @@
 
 The device sits behind a gateway (a Modbus TCP endpoint, an RTU-over-TCP
 converter or a serial port); the gateway's connection is shared by every
-device behind it (see `modbus_gateway`). A run tells apart "gateway down"
+device behind it (see `gateway.py`). A run tells apart "gateway down"
 (raises, reason connect), "gateway up, device silent or refusing" (a result
 with `device_answers` failed and reason timeout/protocol) and "device up,
 some registers unreadable or out of range" (failing checks). Output:
@@ -94,19 +94,21 @@ CHECKS = (
         "device_answers",
         Category.RELIABILITY,
         Severity.CRITICAL,
-        "The unit behind the gateway answers requests.",
+        "The unit behind the gateway answers (the detail names the exception or the "
+        "timeout).",
     ),
     CheckDef(
         "registers_readable",
         Category.RELIABILITY,
         Severity.CRITICAL,
-        "Every configured register can be read.",
+        "Every register reads (the detail names the refused ones and their exception).",
     ),
     CheckDef(
         "values_in_range",
         Category.RELIABILITY,
         Severity.WARNING,
-        "Every register with a `min` or `max` reads inside its range.",
+        "Every register with a `min` or `max` reads inside it (when some register has "
+        "a range).",
         threshold="registers[].min, registers[].max",
         when=lambda config: any(r.has_range for r in config.registers),
     ),
@@ -139,8 +141,13 @@ async def _read(
     reading: Reading,
     ctx: ProbeContext,
 ) -> None:
-    within = min(config.request_seconds(), ctx.deadline.remaining())
-    reply = await gateway.read(read, config.unit, pause=config.pause, within=within)
+    reply = await gateway.read(
+        read,
+        config.unit,
+        pause=config.pause,
+        limit=config.request_seconds(),
+        deadline=ctx.deadline,
+    )
     reading.requests += 1
     reading.slowest_request = max(reading.slowest_request, reply.request_seconds)
     reading.waited += reply.wait_seconds
@@ -177,6 +184,7 @@ async def probe(config: ModbusConfig, ctx: ProbeContext) -> ProbeResult:
             ),
         ) from down
     except DeviceSilent as silent:
+        reading.waited += silent.waited
         return _device_down(config, checks, reading, 0, Reason.TIMEOUT, str(silent))
     except DeviceDown as down:
         detail = (

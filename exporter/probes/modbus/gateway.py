@@ -27,6 +27,7 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 from pymodbus.pdu import ModbusPDU
 
 from exporter.probes.base import ProbeError, ProtocolError, Reason
+from exporter.probes.context import Deadline
 from exporter.probes.modbus.registers import BIT_TABLES, Read
 from exporter.redact import redact
 
@@ -69,9 +70,13 @@ class GatewayDown(ProbeError):
 
 
 class DeviceSilent(ProbeError):
-    """The gateway is up but no valid answer came within the request timeout."""
+    """The gateway is up but no valid answer came within the request timeout.
+
+    *waited* is how long the request waited for its turn on the gateway.
+    """
 
     reason = Reason.TIMEOUT
+    waited = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,26 +143,49 @@ class Gateway:
         self._generation = 0  # which client's connect/disconnect news counts
 
     async def read(
-        self, read: Read, device_id: int, *, pause: float, within: float
+        self,
+        read: Read,
+        device_id: int,
+        *,
+        pause: float,
+        limit: float,
+        deadline: Deadline,
     ) -> Reply:
         """Send *read* to *device_id* when it is our turn and *pause* passed.
 
-        Raises `GatewayDown` when no connection can be had and `DeviceSilent`
-        when no valid answer comes within *within* seconds; a Modbus exception
-        answer is a `Reply` with its code.
+        Connecting and the request may each take *limit* seconds, and never
+        more than what the run's *deadline* has left once our turn came (the
+        wait for it counts against the run). Raises `GatewayDown` when no
+        connection can be had, `DeviceSilent` when no valid answer comes in
+        time, and TimeoutError when the run's budget is spent before; a
+        Modbus exception answer is a `Reply` with its code.
         """
         queued = time.monotonic()
         async with self._lock:
             await asyncio.sleep(max(0.0, self._idle_since + pause - time.monotonic()))
             waited = time.monotonic() - queued
             try:
+                within = self._time_left(limit, deadline, waited)
                 client = await self._connected_client(within)
+                within = self._time_left(limit, deadline, waited)
                 started = time.perf_counter()
                 response = await self._send(client, read, device_id, within)
                 elapsed = time.perf_counter() - started
+            except DeviceSilent as silent:
+                silent.waited = waited
+                raise
             finally:
                 self._idle_since = time.monotonic()
         return _reply(response, read, elapsed, waited)
+
+    def _time_left(self, limit: float, deadline: Deadline, waited: float) -> float:
+        try:
+            return min(limit, deadline.remaining())
+        except TimeoutError:
+            raise TimeoutError(
+                f"no time left of the run's {deadline.budget:g}s budget"
+                f" (waited {waited:.2f}s for gateway {self.endpoint})"
+            ) from None
 
     async def _connected_client(self, within: float) -> Client:
         if self._client is not None and self._client.connected:
@@ -203,7 +231,7 @@ class Gateway:
                 ) from None
             raise DeviceSilent(
                 f"no answer from unit {device_id} via {self.endpoint}"
-                f" within {within:g}s"
+                f" within {within:.3g}s"
             ) from None
         except ConnectionException:
             self._drop()

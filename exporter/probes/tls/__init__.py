@@ -165,14 +165,15 @@ CHECKS = (
         "cert_valid_now",
         Category.SECURITY,
         Severity.CRITICAL,
-        "The leaf certificate is valid now (not before <= now <= not after).",
+        "The leaf certificate is valid now (not before <= now <= not after); in the "
+        "file form every file's first certificate.",
     ),
     CheckDef(
         "cert_expiry_warning",
         Category.SECURITY,
         Severity.WARNING,
-        "The leaf certificate has more than `days_left_min_warning` days left"
-        " (30 by default).",
+        "The leaf certificate has more than `days_left_min_warning` days left (30 by "
+        "default).",
         threshold="days_left_min_warning",
         formerly=("cert_expiry_30d",),
     ),
@@ -180,8 +181,8 @@ CHECKS = (
         "cert_expiry_critical",
         Category.SECURITY,
         Severity.CRITICAL,
-        "The leaf certificate has more than `days_left_min_critical` days left"
-        " (7 by default).",
+        "The leaf certificate has more than `days_left_min_critical` days left (7 by "
+        "default).",
         threshold="days_left_min_critical",
         formerly=("cert_expiry_7d",),
     ),
@@ -189,29 +190,30 @@ CHECKS = (
         "chain_verifies",
         Category.SECURITY,
         Severity.CRITICAL,
-        "The presented chain verifies against the trust store"
-        " (`tls_config.ca_file`, else the system's).",
+        "A client trusting `tls_config.ca_file` (else the system store) accepts the "
+        "presented chain (endpoint form).",
         when=_endpoint,
     ),
     CheckDef(
         "hostname_matches",
         Category.SECURITY,
         Severity.CRITICAL,
-        "The leaf certificate is for the server name.",
+        "The leaf is for `tls_config.server_name`, else `host` (endpoint form).",
         when=_endpoint,
     ),
     CheckDef(
         "tls_version_min",
         Category.SECURITY,
         Severity.WARNING,
-        "The negotiated TLS version is 1.2 or newer.",
+        "The negotiated version is TLS 1.2 or 1.3 (endpoint form).",
         when=_endpoint,
     ),
     CheckDef(
         "legacy_tls_refused",
         Category.SECURITY,
         Severity.WARNING,
-        "A handshake offering only TLS 1.0/1.1 is refused.",
+        "A handshake offering only TLS 1.0/1.1 is refused (endpoint form, with "
+        "`check_legacy_tls`, on by default).",
         when=lambda config: _endpoint(config) and config.check_legacy_tls,
     ),
 )

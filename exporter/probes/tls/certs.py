@@ -1,7 +1,8 @@
 """Certificates for the tls probe: parsing, PEM files on disk, hostnames, dates.
 
-Nothing here touches the network; `tls.py` does the handshakes and hands the
-DER chain over. Every certificate becomes two samples, whatever its state:
+Nothing here touches the network; the package's `__init__.py` does the
+handshakes and hands the DER chain over. Every certificate becomes two
+samples, whatever its state:
 
     readiness_tls_cert_not_after_timestamp_seconds{probe="web",cn="example.com",
         issuer_cn="R11",serial="4a1f...",position="0"} 1.7789e+09
