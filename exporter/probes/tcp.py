@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import contextlib
 import re
 import time
 from typing import ClassVar, Literal, Self
@@ -28,6 +27,7 @@ from exporter.probes.base import (
     Severity,
 )
 from exporter.probes.context import Deadline, ProbeContext
+from exporter.probes.shared.streams import close_stream
 from exporter.probes.shared.tls import TlsClientConfig
 
 CHECKS = (
@@ -174,10 +174,7 @@ async def probe(config: TcpConfig, ctx: ProbeContext) -> ProbeResult:
         if config.expect is not None:
             await _judge_reply(config, config.expect, reader, checks, ctx.deadline)
     finally:
-        writer.close()
-        # A peer that never finishes the close must not hold the run.
-        with contextlib.suppress(OSError, TimeoutError):
-            await asyncio.wait_for(writer.wait_closed(), 1.0)
+        await close_stream(writer, ctx.deadline)
     return ProbeResult(
         checks=checks.finish(),
         samples=(Sample("tcp_connect_seconds", connect_seconds),),

@@ -44,7 +44,8 @@ from exporter.probes.base import (
     TargetConfigError,
     first_line,
 )
-from exporter.probes.context import ProbeContext
+from exporter.probes.context import Deadline, ProbeContext
+from exporter.probes.shared.streams import close_stream
 from exporter.probes.shared.tls import TlsClientConfig, cached_context
 from exporter.probes.tls.certs import (
     CERT_LABELS,
@@ -225,7 +226,7 @@ async def probe(config: TlsConfig, ctx: ProbeContext) -> ProbeResult:
     if config.files is not None:
         samples = await _probe_files(config, config.files, checks)
     else:
-        samples = await _probe_endpoint(config, checks)
+        samples = await _probe_endpoint(config, checks, ctx.deadline)
     return ProbeResult(checks=checks.finish(), samples=tuple(samples))
 
 
@@ -275,11 +276,14 @@ class HandshakeFailed(ProbeError):
     reason = Reason.TLS
 
 
-async def _probe_endpoint(config: TlsConfig, checks: Checks) -> list[Sample]:
+async def _probe_endpoint(
+    config: TlsConfig, checks: Checks, deadline: Deadline
+) -> list[Sample]:
     assert config.host is not None  # noqa: S101 (the validator guarantees a form)
     server_name = config.tls_config.server_name or config.host
     verify_context = _verify_context(config.tls_config)  # bad files fail first
-    shown = await _handshake(config, _liberal_context(config.tls_config), server_name)
+    liberal = _liberal_context(config.tls_config)
+    shown = await _handshake(config, liberal, server_name, deadline)
     certs = parse_chain(shown.chain)
     if not certs:
         raise ProbeError("the server presented no certificate", reason=Reason.TLS)
@@ -291,10 +295,10 @@ async def _probe_endpoint(config: TlsConfig, checks: Checks) -> list[Sample]:
         shown.version in MODERN_VERSIONS,
         f"negotiated {shown.version}",
     )
-    verdict = await _verify(config, verify_context, server_name)
+    verdict = await _verify(config, verify_context, server_name, deadline)
     checks.record("chain_verifies", *verdict)
     if checks.planned("legacy_tls_refused"):
-        verdict = await _legacy_refused(config, server_name)
+        verdict = await _legacy_refused(config, server_name, deadline)
         checks.record("legacy_tls_refused", *verdict)
     return [
         *cert_samples(certs),
@@ -375,7 +379,7 @@ def _build_verify(tls: TlsClientConfig) -> ssl.SSLContext:
 
 
 async def _verify(
-    config: TlsConfig, context: ssl.SSLContext, server_name: str
+    config: TlsConfig, context: ssl.SSLContext, server_name: str, deadline: Deadline
 ) -> tuple[bool, str]:
     """Whether a client that trusts the store accepts the presented chain.
 
@@ -385,7 +389,7 @@ async def _verify(
     ca_file = config.tls_config.ca_file
     store = f"ca_file {ca_file}" if ca_file else "the system store"
     try:
-        await _handshake(config, context, server_name)
+        await _handshake(config, context, server_name, deadline)
     except ssl.SSLCertVerificationError as error:
         why = error.verify_message or error.reason or "verification failed"
         return False, f"{why} (trusting {store})"
@@ -394,7 +398,9 @@ async def _verify(
     return True, f"chain verifies (trusting {store})"
 
 
-async def _legacy_refused(config: TlsConfig, server_name: str) -> tuple[bool, str]:
+async def _legacy_refused(
+    config: TlsConfig, server_name: str, deadline: Deadline
+) -> tuple[bool, str]:
     """Whether a handshake offering only TLS 1.0/1.1 is refused.
 
     When our own OpenSSL declines to offer them the check fails as "not
@@ -404,7 +410,7 @@ async def _legacy_refused(config: TlsConfig, server_name: str) -> tuple[bool, st
         return False, "not evaluated: this OpenSSL cannot offer TLS 1.0/1.1"
     context = _liberal_context(config.tls_config, legacy_only=True)
     try:
-        shown = await _handshake(config, context, server_name)
+        shown = await _handshake(config, context, server_name, deadline)
     except ssl.SSLError as error:
         if error.reason in _LOCAL_REFUSALS:
             return False, f"not evaluated: this OpenSSL refused ({error.reason})"
@@ -415,10 +421,13 @@ async def _legacy_refused(config: TlsConfig, server_name: str) -> tuple[bool, st
 
 
 async def _handshake(
-    config: TlsConfig, context: ssl.SSLContext, server_name: str
+    config: TlsConfig, context: ssl.SSLContext, server_name: str, deadline: Deadline
 ) -> Handshake:
     """Connect, do STARTTLS if configured, handshake, read, and close."""
-    async with _tls_connection(config, context, server_name) as (ssl_object, took):
+    async with _tls_connection(config, context, server_name, deadline) as (
+        ssl_object,
+        took,
+    ):
         return Handshake(
             version=ssl_object.version() or "unknown",
             chain=presented_chain(ssl_object),
@@ -428,7 +437,7 @@ async def _handshake(
 
 @contextlib.asynccontextmanager
 async def _tls_connection(
-    config: TlsConfig, context: ssl.SSLContext, server_name: str
+    config: TlsConfig, context: ssl.SSLContext, server_name: str, deadline: Deadline
 ) -> AsyncIterator[tuple[ssl.SSLObject, float]]:
     reader, writer = await asyncio.open_connection(config.host, config.port)
     try:
@@ -451,10 +460,7 @@ async def _tls_connection(
         took = time.perf_counter() - started
         yield writer.get_extra_info("ssl_object"), took
     finally:
-        writer.close()
-        # A peer that never finishes the close must not hold the run.
-        with contextlib.suppress(OSError, TimeoutError):
-            await asyncio.wait_for(writer.wait_closed(), 1.0)
+        await close_stream(writer, deadline)
 
 
 async def _postgres_ssl_request(
