@@ -113,9 +113,10 @@ async def run_probe(config: BaseProbeConfig, ctx: ProbeContext) -> ProbeResult:
             result = await kind.probe(config, ctx)
     except Exception as error:  # a bug in one probe must not stop the others
         reason, text = explain(error, kind, config)
-        if reason is Reason.TIMEOUT and not str(error):
-            # A bare timeout says nothing; a probe's or driver's own says
-            # what hung.
+        if isinstance(error, TimeoutError) and not str(error):
+            # A bare timeout (the runner's own, or a driver's that says
+            # nothing) is told in the user's terms; a probe's or driver's
+            # worded timeout keeps its words, which say what hung.
             text = f"no answer within {config.timeout:g}s"
         if reason is Reason.INTERNAL:
             logger.exception("probe %s (%s) crashed", config.name, config.kind)

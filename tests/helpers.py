@@ -46,10 +46,16 @@ async def run_once(
     ctx: ProbeContext | None = None,
 ) -> ProbeResult:
     """One run of *config* through the runner. Pass the same *ctx* to keep
-    state between runs, the same *shared* to share clients."""
-    if ctx is None:
-        ctx = ProbeContext(config.name, shared or SharedResources())
-    return await run_probe(config, ctx)
+    state between runs (closing it is then yours), the same *shared* to
+    share clients; a context made here is closed after the run, so no
+    connection outlives it."""
+    if ctx is not None:
+        return await run_probe(config, ctx)
+    own = ProbeContext(config.name, shared or SharedResources())
+    try:
+        return await run_probe(config, own)
+    finally:
+        await own.aclose()
 
 
 def verdicts(result: ProbeResult) -> dict[str, bool]:

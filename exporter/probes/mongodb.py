@@ -143,6 +143,13 @@ class MongodbConfig(BaseProbeConfig):
             # server name or the lowest version, and wants the client key in
             # the certificate's file (tlsCertificateKeyFile).
             self.tls_config.refuse("mongodb", "server_name", "min_version", "key_file")
+            # PyMongo lets keyword options win over the uri's without a word.
+            in_uri = _uri_tls_options(self.uri)
+            if in_uri:
+                raise ValueError(
+                    f"TLS is set both in the uri ({', '.join(in_uri)}) and in"
+                    " tls_config; keep one"
+                )
         user, uri_password = _userinfo(self.uri)
         # An empty password (`${VAR:-}` with VAR unset) means none.
         given = has_secret(self, "password")
@@ -166,6 +173,13 @@ class MongodbConfig(BaseProbeConfig):
                     f"{redact(str(error))[:160]}"
                 ) from None
         return self
+
+
+def _uri_tls_options(uri: str) -> list[str]:
+    """The TLS options (tls, ssl, tlsCAFile, ...) in *uri*'s query."""
+    query = uri.partition("?")[2]
+    names = {option.partition("=")[0] for option in query.split("&") if option}
+    return sorted(n for n in names if n.lower().startswith(("tls", "ssl")))
 
 
 def _userinfo(uri: str) -> tuple[str, str | None]:
@@ -200,13 +214,14 @@ CHECKS = (
         "reachable",
         Category.RELIABILITY,
         Severity.CRITICAL,
-        "The server answers a ping.",
+        "The server answers `ping`.",
     ),
     CheckDef(
         "auth_required",
         Category.SECURITY,
         Severity.CRITICAL,
-        "A client without credentials may not list databases.",
+        "A client without credentials gets code 13 Unauthorized for listDatabases "
+        "(with `expect_auth`).",
         when=lambda config: config.expect_auth,
         formerly=("auth_enforced",),
     ),
@@ -214,21 +229,23 @@ CHECKS = (
         "replset_has_primary",
         Category.RELIABILITY,
         Severity.CRITICAL,
-        "The replica set has a primary.",
+        "A member is PRIMARY (with `replica_set`).",
         when=lambda config: config.replica_set,
     ),
     CheckDef(
         "replset_members_healthy",
         Category.RELIABILITY,
         Severity.WARNING,
-        "Every member is up and primary, secondary or arbiter.",
+        "Every member is reachable and PRIMARY, SECONDARY or ARBITER (with "
+        "`replica_set`).",
         when=lambda config: config.replica_set,
     ),
     CheckDef(
         "replica_lag",
         Category.RELIABILITY,
         Severity.WARNING,
-        "Every healthy member trails the primary by at most `replica_lag_max`.",
+        "Every healthy data-bearing member is at most `replica_lag_max` behind the "
+        "primary (with `replica_set`).",
         threshold="replica_lag_max",
         when=lambda config: config.replica_set,
         formerly=("replset_lag",),
@@ -237,8 +254,8 @@ CHECKS = (
         "connections_under_limit",
         Category.PERFORMANCE,
         Severity.WARNING,
-        "Connections in use stay under `connections_ratio_max` of current plus"
-        " available.",
+        "connections.current is under `connections_ratio_max` of current plus "
+        "available.",
         threshold="connections_ratio_max",
     ),
 )
@@ -320,6 +337,12 @@ def _client_options(config: MongodbConfig, deadline: Deadline) -> dict[str, Any]
 def _open_clients(
     config: MongodbConfig, password: str | None, deadline: Deadline
 ) -> _Clients:
+    if config.tls_config is not None:
+        # PyMongo reads the files itself and reports a missing one as a
+        # socket error (connect): load them as every kind does first, so a
+        # bad ca_file or cert_file is a config failure that names the field.
+        # Contexts are cached: this costs a stat per file when clients are made.
+        config.tls_config.context()
     options = _client_options(config, deadline)
     # The password goes to the client, never into a URI that could be logged.
     credentials: dict[str, Any] = {} if password is None else {"password": password}

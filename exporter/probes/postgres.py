@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Protocol, Self
+from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 from asyncpg import exceptions as pg_errors
@@ -155,12 +156,34 @@ class PostgresConfig(BaseProbeConfig):
         if self.tls_config is not None:
             # asyncpg sends the host it connects to as the server name.
             self.tls_config.refuse("postgres", "server_name")
-            if "sslmode=" in self.dsn or "sslrootcert=" in self.dsn:
+            in_dsn = _dsn_tls_options(self.dsn)
+            if in_dsn:
                 raise ValueError(
-                    "TLS is set both in the dsn (sslmode, sslrootcert) and in"
+                    f"TLS is set both in the dsn ({', '.join(in_dsn)}) and in"
                     " tls_config; keep one"
                 )
         return self
+
+
+# The dsn's TLS options that asyncpg ignores when given a context of ours.
+_DSN_TLS_OPTIONS = frozenset(
+    {
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "sslpassword",
+        "sslcrl",
+        "ssl_min_protocol_version",
+        "ssl_max_protocol_version",
+    }
+)
+
+
+def _dsn_tls_options(dsn: str) -> list[str]:
+    """The TLS options (sslmode, sslrootcert, ...) in *dsn*'s query."""
+    names = {name for name, _ in parse_qsl(urlsplit(dsn).query)}
+    return sorted(names & _DSN_TLS_OPTIONS)
 
 
 CHECKS = (
@@ -168,21 +191,22 @@ CHECKS = (
         "reachable",
         Category.RELIABILITY,
         Severity.CRITICAL,
-        "Connects, authenticates and runs the readiness `query`.",
+        "The probe connected, authenticated and ran `query`.",
     ),
     CheckDef(
         "connections_under_limit",
         Category.PERFORMANCE,
         Severity.WARNING,
-        "Client connections in use are at most `connections_ratio_max` of"
-        " max_connections less the reserved ones.",
+        "Client connections in use over usable connections (max_connections less the "
+        "reserved ones) are at most `connections_ratio_max`.",
         threshold="connections_ratio_max",
     ),
     CheckDef(
         "statement_timeout",
         Category.PERFORMANCE,
         Severity.WARNING,
-        "statement_timeout is set and at most `statement_timeout_max`.",
+        "The session's statement_timeout is set (not 0) and at most "
+        "`statement_timeout_max` (with `check_statement_timeout`, on by default).",
         threshold="statement_timeout_max",
         when=lambda config: config.check_statement_timeout,
     ),
@@ -190,22 +214,24 @@ CHECKS = (
         "extension_{item}",
         Category.RELIABILITY,
         Severity.CRITICAL,
-        "The extension is installed in the database (one check per entry of"
-        " `required_extensions`).",
+        "The extension is installed (pg_extension): one check per entry of "
+        "`required_extensions`.",
         items=lambda config: config.required_extensions,
     ),
     CheckDef(
         "connection_encrypted",
         Category.SECURITY,
         Severity.CRITICAL,
-        "The probe's own connection uses TLS.",
+        "The probe's own connection uses TLS, as pg_stat_ssl says (with "
+        "`require_tls`).",
         when=lambda config: config.require_tls,
     ),
     CheckDef(
         "replica_lag",
         Category.DATA,
         Severity.WARNING,
-        "On a standby, replay lag is at most `replica_lag_max`; a primary passes.",
+        "On a standby, replay lag is at most `replica_lag_max` (fails while it has "
+        "replayed nothing yet); a primary passes.",
         threshold="replica_lag_max",
     ),
 )
@@ -259,16 +285,29 @@ async def _connect(
         {} if config.tls_config is None else {"ssl": config.tls_config.context()}
     )
     started = time.perf_counter()
-    connection: _Connection = await asyncpg.connect(
-        config.dsn,
-        password=password,
-        timeout=deadline.remaining(),  # asyncpg's own default is 60 s
-        command_timeout=config.timeout,
-        statement_cache_size=0,  # nothing to reuse, and safe behind PgBouncer
-        server_settings={"application_name": APPLICATION_NAME},
-        **tls,
-    )
+    with _naming_what_hung("connect and log in", deadline):
+        connection: _Connection = await asyncpg.connect(
+            config.dsn,
+            password=password,
+            timeout=deadline.remaining(),  # asyncpg's own default is 60 s
+            command_timeout=config.timeout,
+            statement_cache_size=0,  # nothing to reuse, and safe behind PgBouncer
+            server_settings={"application_name": APPLICATION_NAME},
+            **tls,
+        )
     return connection, time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _naming_what_hung(step: str, deadline: Deadline) -> Iterator[None]:
+    """asyncpg's timeouts carry no text; say which step ran out of time, so
+    the failure does not read like the runner's own hard timeout."""
+    try:
+        yield
+    except TimeoutError as error:
+        if str(error):
+            raise
+        raise TimeoutError(f"{step}: no answer within {deadline.budget:g}s") from error
 
 
 def _facts_from(row: Any) -> ServerFacts:
@@ -294,12 +333,15 @@ async def _observe(
     connect_seconds: float | None,
 ) -> Observation:
     started = time.perf_counter()
-    await connection.execute(config.query, timeout=deadline.remaining())
+    with _naming_what_hung("the readiness query", deadline):
+        await connection.execute(config.query, timeout=deadline.remaining())
     query_seconds = time.perf_counter() - started
-    if connection.is_in_transaction():
-        # A query that opens a transaction must not hold it until the next run.
-        await connection.execute("ROLLBACK", timeout=deadline.remaining())
-    row = await connection.fetchrow(FACTS_SQL, timeout=deadline.remaining())
+    with _naming_what_hung("the server's settings and statistics", deadline):
+        if connection.is_in_transaction():
+            # A query that opens a transaction must not hold it until the
+            # next run.
+            await connection.execute("ROLLBACK", timeout=deadline.remaining())
+        row = await connection.fetchrow(FACTS_SQL, timeout=deadline.remaining())
     return Observation(_facts_from(row), query_seconds, connect_seconds)
 
 

@@ -2,14 +2,15 @@
 
 One cluster for the module (tests/servers/postgres.py): scram-sha-256 over
 TCP, TLS on, max_connections 8 with 2 reserved for superusers. Every test
-closes its probe context, so connections never leak from one test to another.
+closes its probe contexts, so connections never leak from one test to another.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,20 +18,32 @@ from urllib.parse import quote
 import asyncpg
 import pytest
 import trustme
+import yaml
 
-from exporter.config import ConfigError, parse_config
-from exporter.kinds import config_adapter
+from exporter.config import parse_config
 from exporter.probes.base import ProbeResult, Reason, Severity
 from exporter.probes.context import ProbeContext, SharedResources
 from exporter.probes.postgres import APPLICATION_NAME, PostgresConfig
-from exporter.runner import run_probe
 from tests.conftest import StartServer, free_port
+from tests.helpers import (
+    config_problems,
+    detail,
+    eventually,
+    failing,
+    probe_config,
+    run_once,
+    sample,
+    verdicts,
+    wait_for_value,
+)
 from tests.servers.postgres import (
     BinariesMissing,
     PostgresCluster,
     start_cluster,
     start_standby,
 )
+
+pytestmark = pytest.mark.integration
 
 APP_PASSWORD = "app-pw:with@odd/chars"
 BOUNDED_PASSWORD = "bounded-pw-4711"
@@ -83,40 +96,46 @@ async def admin(cluster: PostgresCluster) -> AsyncIterator[Any]:
     await connection.close()
 
 
+Contexts = Callable[[], ProbeContext]
+
+
 @pytest.fixture
-async def ctx() -> AsyncIterator[ProbeContext]:
-    context = ProbeContext("db", SharedResources())
-    yield context
-    await context.aclose()
+async def contexts() -> AsyncIterator[Contexts]:
+    """Factory of probe contexts, all closed when the test ends: a context
+    keeps its connection, and the cluster has six usable slots."""
+    made: list[ProbeContext] = []
+
+    def make() -> ProbeContext:
+        made.append(ProbeContext("db", SharedResources()))
+        return made[-1]
+
+    yield make
+    for context in made:
+        await context.aclose()
+
+
+@pytest.fixture
+def ctx(contexts: Contexts) -> ProbeContext:
+    """One probe context for the test."""
+    return contexts()
 
 
 def make_config(dsn: str, **fields: Any) -> PostgresConfig:
-    raw = {"kind": "postgres", "name": "db", "dsn": dsn, "timeout": 5, **fields}
-    raw.setdefault("interval", max(10, raw["timeout"] * 2))
-    config = config_adapter().validate_python(raw)
-    assert isinstance(config, PostgresConfig)
+    """The module's usual probe: name `db`, timeout 5 s."""
+    fields.setdefault("timeout", 5)
+    fields.setdefault("interval", max(10, fields["timeout"] * 2))
+    config: PostgresConfig = probe_config("postgres", name="db", dsn=dsn, **fields)
     return config
-
-
-async def run_once(config: PostgresConfig) -> ProbeResult:
-    """One run in a context of its own, closed afterwards."""
-    context = ProbeContext(config.name, SharedResources())
-    try:
-        return await run_probe(config, context)
-    finally:
-        await context.aclose()
 
 
 def app_dsn(cluster: PostgresCluster, **params: str) -> str:
     return cluster.dsn("app", APP_PASSWORD, **params)
 
 
-def checks_of(result: ProbeResult) -> dict[str, Any]:
-    return {check.name: check for check in result.checks}
-
-
-def samples_of(result: ProbeResult) -> dict[str, float]:
-    return {sample.name: sample.value for sample in result.samples}
+def postgres_problems(**fields: Any) -> str:
+    """The config problems of one postgres probe entry with *fields*."""
+    entry = {"kind": "postgres", "name": "db", **fields}
+    return config_problems(yaml.safe_dump({"probes": [entry]}))
 
 
 def assert_secret_hidden(result: ProbeResult, *secrets: str) -> None:
@@ -124,6 +143,12 @@ def assert_secret_hidden(result: ProbeResult, *secrets: str) -> None:
     texts += [value for s in result.samples for _, value in s.labels]
     for secret in {*secrets, *(quote(secret, safe="") for secret in secrets)}:
         assert all(secret not in text for text in texts), texts
+
+
+def the_runners_own_timeout(config: PostgresConfig, result: ProbeResult) -> bool:
+    """Whether *result* was cut off by the runner's hard timeout rather than
+    ended by the probe's deadline (the runner's text for a bare timeout)."""
+    return result.error == f"no answer within {config.timeout:g}s"
 
 
 async def count_backends(admin: Any, user: str) -> int:
@@ -137,14 +162,11 @@ async def count_backends(admin: Any, user: str) -> int:
 
 
 async def wait_for_backends(admin: Any, user: str, expected: int) -> int:
-    """Poll: a closed client's backend exits a moment after the goodbye."""
-    count = -1
-    for _ in range(100):
-        count = await count_backends(admin, user)
-        if count == expected:
-            break
-        await asyncio.sleep(0.05)
-    return count
+    """The probe's backends of *user* once there are *expected*: a closed
+    client's backend exits a moment after the goodbye."""
+    return await wait_for_value(
+        lambda: count_backends(admin, user), lambda count: count == expected
+    )
 
 
 # --- healthy server ---------------------------------------------------------------
@@ -156,39 +178,37 @@ async def test_healthy_server_passes_every_check(
     config = make_config(
         cluster.dsn("bounded", BOUNDED_PASSWORD), required_extensions=["plpgsql"]
     )
-    result = await run_probe(config, ctx)
+    result = await run_once(config, ctx=ctx)
     assert result.success, result
-    checks = checks_of(result)
-    assert list(checks) == [
+    assert [check.name for check in result.checks] == [
         "reachable",
         "connections_under_limit",
         "statement_timeout",
         "extension_plpgsql",
         "replica_lag",
     ]
-    assert all(check.passed for check in checks.values()), checks
-    samples = samples_of(result)
-    assert samples["postgres_max_connections_usable"] == 6  # 8 minus 2 reserved
-    assert 1 <= samples["postgres_backends"] <= 6
-    assert samples["postgres_in_recovery"] == 0
-    assert samples["postgres_replica_lag_seconds"] == 0
-    assert samples["postgres_statement_timeout_seconds"] == 5
-    assert samples["postgres_connect_seconds"] > 0
-    assert samples["postgres_query_seconds"] > 0
+    assert not failing(result), result.checks
+    assert sample(result, "postgres_max_connections_usable") == 6  # 8 minus 2
+    assert 1 <= (sample(result, "postgres_backends") or 0) <= 6
+    assert sample(result, "postgres_in_recovery") == 0
+    assert sample(result, "postgres_replica_lag_seconds") == 0
+    assert sample(result, "postgres_statement_timeout_seconds") == 5
+    assert (sample(result, "postgres_connect_seconds") or 0) > 0
+    assert (sample(result, "postgres_query_seconds") or 0) > 0
     info = next(s for s in result.samples if s.name == "postgres_server_info")
     assert dict(info.labels)["version"].split(".")[0].isdigit()
-    assert "primary" in checks["replica_lag"].detail
+    assert "primary" in detail(result, "replica_lag")
 
 
 async def test_backends_include_other_roles_sessions(
     cluster: PostgresCluster, ctx: ProbeContext, admin: Any
 ) -> None:
     """A non-superuser probe also counts sessions whose details it cannot see."""
-    result = await run_probe(make_config(app_dsn(cluster)), ctx)
+    result = await run_once(make_config(app_dsn(cluster)), ctx=ctx)
     exact = await admin.fetchval(
         "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
     )
-    assert samples_of(result)["postgres_backends"] == exact
+    assert sample(result, "postgres_backends") == exact
     assert exact >= 2  # the probe's session and the admin's
 
 
@@ -198,22 +218,22 @@ async def test_backends_include_other_roles_sessions(
 async def test_wrong_password_is_auth_and_never_shown(
     cluster: PostgresCluster, ctx: ProbeContext
 ) -> None:
-    in_dsn = await run_probe(make_config(cluster.dsn("app", WRONG_PASSWORD)), ctx)
-    as_field = await run_probe(
-        make_config(cluster.dsn("app", None), password=WRONG_PASSWORD), ctx
+    in_dsn = await run_once(make_config(cluster.dsn("app", WRONG_PASSWORD)), ctx=ctx)
+    as_field = await run_once(
+        make_config(cluster.dsn("app", None), password=WRONG_PASSWORD), ctx=ctx
     )
     for result in (in_dsn, as_field):
         assert not result.success
         assert result.reason is Reason.AUTH
         assert "28P01" in result.error
-        assert not checks_of(result)["reachable"].passed
+        assert not verdicts(result)["reachable"]
         assert_secret_hidden(result, WRONG_PASSWORD)
 
 
 async def test_unknown_role_is_auth(
     cluster: PostgresCluster, ctx: ProbeContext
 ) -> None:
-    result = await run_probe(make_config(cluster.dsn("ghost", "x-pw")), ctx)
+    result = await run_once(make_config(cluster.dsn("ghost", "x-pw")), ctx=ctx)
     assert result.reason is Reason.AUTH
 
 
@@ -221,7 +241,7 @@ async def test_unknown_database_is_a_config_error(
     cluster: PostgresCluster, ctx: ProbeContext
 ) -> None:
     dsn = cluster.dsn("app", APP_PASSWORD, database="no_such_db")
-    result = await run_probe(make_config(dsn), ctx)
+    result = await run_once(make_config(dsn), ctx=ctx)
     assert result.reason is Reason.CONFIG
     assert "3D000" in result.error
     assert_secret_hidden(result, APP_PASSWORD)
@@ -245,49 +265,69 @@ async def test_full_server_is_protocol_then_recovers(
 ) -> None:
     held = await fill_connection_slots(app_dsn(cluster), cluster.max_connections)
     try:
-        result = await run_probe(make_config(app_dsn(cluster)), ctx)
+        result = await run_once(make_config(app_dsn(cluster)), ctx=ctx)
         assert result.reason is Reason.PROTOCOL
         assert "53300" in result.error
     finally:
         for connection in held:
             await connection.close()
-    assert (await run_probe(make_config(app_dsn(cluster)), ctx)).success
+    assert (await run_once(make_config(app_dsn(cluster)), ctx=ctx)).success
 
 
 async def test_connections_over_ratio_fail_a_warning(
-    cluster: PostgresCluster, ctx: ProbeContext
+    cluster: PostgresCluster, contexts: Contexts
 ) -> None:
     held = [await asyncpg.connect(app_dsn(cluster), timeout=5) for _ in range(4)]
     try:
-        result = await run_probe(make_config(app_dsn(cluster)), ctx)
+        result = await run_once(make_config(app_dsn(cluster)), ctx=contexts())
+        roomy = await run_once(
+            make_config(app_dsn(cluster), connections_ratio_max=1.0), ctx=contexts()
+        )
     finally:
         for connection in held:
             await connection.close()
-    check = checks_of(result)["connections_under_limit"]
-    assert not check.passed  # at least 5 of 6 usable slots: above 80 %
-    assert check.severity is Severity.WARNING
-    assert "of 6 usable" in check.detail
+    # at least 5 of 6 usable slots: above the default 80 %
+    assert not verdicts(result)["connections_under_limit"]
+    severity = {check.name: check.severity for check in result.checks}
+    assert severity["connections_under_limit"] is Severity.WARNING
+    assert "of 6 usable" in detail(result, "connections_under_limit")
+    assert "limit 80%" in detail(result, "connections_under_limit")
     assert result.success  # a warning does not fail the probe
+    assert verdicts(roomy)["connections_under_limit"]
+    assert "limit 100%" in detail(roomy, "connections_under_limit")
 
 
 async def test_refused_port_is_connect(ctx: ProbeContext) -> None:
     password = quote(APP_PASSWORD, safe="")
     dsn = f"postgresql://app:{password}@127.0.0.1:{free_port()}/postgres"
-    result = await run_probe(make_config(dsn), ctx)
+    result = await run_once(make_config(dsn), ctx=ctx)
     assert result.reason is Reason.CONNECT
     assert "Connect call failed" in result.error  # not a DNS error: DSN parsed
-    assert all(not check.passed for check in result.checks)
+    assert not any(verdicts(result).values())
     assert_secret_hidden(result, APP_PASSWORD)
 
 
-async def test_silent_peer_is_timeout_within_the_deadline(
+async def test_silent_peer_is_timeout_on_the_probes_deadline_and_hung_up(
     tcp_server: StartServer, ctx: ProbeContext
 ) -> None:
-    port = await tcp_server()
+    hung_up = asyncio.Event()
+
+    async def silent(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # until the probe closes its end
+        hung_up.set()
+        writer.close()
+
+    port = await tcp_server(silent)
     config = make_config(f"postgresql://app@127.0.0.1:{port}/db", timeout=1)
-    result = await run_probe(config, ctx)
+    result = await run_once(config, ctx=ctx)
     assert result.reason is Reason.TIMEOUT
-    assert result.duration_seconds < config.timeout + 0.5
+    # asyncpg's timeout from ctx.deadline fired, not the runner's.
+    assert not the_runners_own_timeout(config, result), result.error
+    assert "connect and log in: no answer within" in result.error
+    await eventually(hung_up.is_set)
 
 
 async def test_garbage_reply_is_protocol(
@@ -302,31 +342,46 @@ async def test_garbage_reply_is_protocol(
 
     port = await tcp_server(http_server)
     dsn = f"postgresql://app@127.0.0.1:{port}/db?sslmode=disable"
-    result = await run_probe(make_config(dsn), ctx)
+    result = await run_once(make_config(dsn), ctx=ctx)
     assert result.reason is Reason.PROTOCOL
 
 
-async def test_server_without_tls_is_tls_when_required_by_sslmode(
-    tcp_server: StartServer, ctx: ProbeContext
+async def refuses_tls(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
-    async def refuses_tls(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        await reader.read(8)  # the SSLRequest
-        writer.write(b"N")
-        await writer.drain()
-        await reader.read()
+    """A server that answers the SSLRequest with N (no TLS here)."""
+    await reader.read(8)  # the SSLRequest
+    writer.write(b"N")
+    await writer.drain()
+    await reader.read()
 
+
+async def test_server_without_tls_is_tls_when_required(
+    tcp_server: StartServer, ctx: ProbeContext, tmp_path: Path
+) -> None:
     port = await tcp_server(refuses_tls)
-    dsn = f"postgresql://app@127.0.0.1:{port}/db?sslmode=require"
-    result = await run_probe(make_config(dsn), ctx)
-    assert result.reason is Reason.TLS
+    ca_file = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca_file))
+
+    by_sslmode = await run_once(
+        make_config(f"postgresql://app@127.0.0.1:{port}/db?sslmode=require"), ctx=ctx
+    )
+    by_tls_config = await run_once(
+        make_config(
+            f"postgresql://app@127.0.0.1:{port}/db", tls_config={"ca_file": ca_file}
+        ),
+        ctx=ctx,
+    )
+
+    for result in (by_sslmode, by_tls_config):
+        assert result.reason is Reason.TLS, result.error
+        assert "does not offer TLS" in result.error
 
 
 async def test_bad_query_is_a_config_error(
     cluster: PostgresCluster, ctx: ProbeContext
 ) -> None:
-    result = await run_probe(make_config(app_dsn(cluster), query="SELEC 1"), ctx)
+    result = await run_once(make_config(app_dsn(cluster), query="SELEC 1"), ctx=ctx)
     assert result.reason is Reason.CONFIG
     assert "42601" in result.error
 
@@ -340,53 +395,56 @@ async def test_missing_extension_fails_critical_present_one_passes(
     config = make_config(
         app_dsn(cluster), required_extensions=["plpgsql", "timescaledb"]
     )
-    result = await run_probe(config, ctx)
-    checks = checks_of(result)
-    assert checks["extension_plpgsql"].passed
-    assert not checks["extension_timescaledb"].passed
-    assert (
-        "not installed in database postgres" in checks["extension_timescaledb"].detail
+    result = await run_once(config, ctx=ctx)
+    assert verdicts(result)["extension_plpgsql"]
+    assert not verdicts(result)["extension_timescaledb"]
+    assert "not installed in database postgres" in detail(
+        result, "extension_timescaledb"
     )
     assert result.reason is Reason.CHECK
     assert "extension_timescaledb" in result.error
 
 
 async def test_statement_timeout_unset_set_and_above_limit(
-    cluster: PostgresCluster,
+    cluster: PostgresCluster, contexts: Contexts
 ) -> None:
-    unset = await run_once(make_config(app_dsn(cluster)))
-    check = checks_of(unset)["statement_timeout"]
-    assert not check.passed
-    assert "not set" in check.detail
+    unset = await run_once(make_config(app_dsn(cluster)), ctx=contexts())
+    assert not verdicts(unset)["statement_timeout"]
+    assert "not set" in detail(unset, "statement_timeout")
     assert unset.success  # a warning
-    assert samples_of(unset)["postgres_statement_timeout_seconds"] == 0
+    assert sample(unset, "postgres_statement_timeout_seconds") == 0
 
     bounded_dsn = cluster.dsn("bounded", BOUNDED_PASSWORD)
-    within = await run_once(make_config(bounded_dsn))
-    assert checks_of(within)["statement_timeout"].passed
+    within = await run_once(make_config(bounded_dsn), ctx=contexts())
+    assert verdicts(within)["statement_timeout"]
 
-    above = await run_once(make_config(bounded_dsn, statement_timeout_max="1s"))
-    assert not checks_of(above)["statement_timeout"].passed
-    assert "5s, limit 1s" in checks_of(above)["statement_timeout"].detail
+    above = await run_once(
+        make_config(bounded_dsn, statement_timeout_max="1s"), ctx=contexts()
+    )
+    assert not verdicts(above)["statement_timeout"]
+    assert "5s, limit 1s" in detail(above, "statement_timeout")
 
-    off = await run_once(make_config(app_dsn(cluster), check_statement_timeout=False))
-    assert "statement_timeout" not in checks_of(off)
+    off = await run_once(
+        make_config(app_dsn(cluster), check_statement_timeout=False), ctx=contexts()
+    )
+    assert "statement_timeout" not in verdicts(off)
 
 
 async def test_require_tls_passes_encrypted_and_fails_plain(
-    cluster: PostgresCluster, ctx: ProbeContext
+    cluster: PostgresCluster, contexts: Contexts
 ) -> None:
     verified = app_dsn(cluster, sslmode="verify-full", sslrootcert=str(cluster.ca_file))
-    encrypted = await run_probe(make_config(verified, require_tls=True), ctx)
-    check = checks_of(encrypted)["connection_encrypted"]
-    assert check.passed, check
-    assert "TLSv1" in check.detail
+    encrypted = await run_once(make_config(verified, require_tls=True), ctx=contexts())
+    assert verdicts(encrypted)["connection_encrypted"], encrypted.checks
+    assert "TLSv1" in detail(encrypted, "connection_encrypted")
     assert encrypted.success
 
     plain = await run_once(
-        make_config(app_dsn(cluster, sslmode="disable"), require_tls=True)
+        make_config(app_dsn(cluster, sslmode="disable"), require_tls=True),
+        ctx=contexts(),
     )
-    assert not checks_of(plain)["connection_encrypted"].passed
+    assert not verdicts(plain)["connection_encrypted"]
+    assert "plain text" in detail(plain, "connection_encrypted")
     assert plain.reason is Reason.CHECK
 
 
@@ -396,8 +454,70 @@ async def test_untrusted_server_certificate_is_tls(
     other_ca = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other_ca))
     dsn = app_dsn(cluster, sslmode="verify-full", sslrootcert=str(other_ca))
-    result = await run_probe(make_config(dsn), ctx)
+    result = await run_once(make_config(dsn), ctx=ctx)
     assert result.reason is Reason.TLS
+
+
+# --- TLS through tls_config --------------------------------------------------------------
+
+
+async def test_tls_config_ca_file_verifies_and_encrypts(
+    cluster: PostgresCluster, contexts: Contexts
+) -> None:
+    config = make_config(
+        app_dsn(cluster),
+        require_tls=True,
+        tls_config={"ca_file": str(cluster.ca_file), "min_version": "TLS13"},
+    )
+
+    result = await run_once(config, ctx=contexts())
+
+    assert result.success, result.error
+    assert verdicts(result)["connection_encrypted"]
+    assert "TLSv1.3" in detail(result, "connection_encrypted")
+
+
+async def test_tls_config_with_a_wrong_ca_is_tls(
+    cluster: PostgresCluster, contexts: Contexts, tmp_path: Path
+) -> None:
+    other_ca = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other_ca))
+
+    wrong_ca = await run_once(
+        make_config(app_dsn(cluster), tls_config={"ca_file": str(other_ca)}),
+        ctx=contexts(),
+    )
+    system_store = await run_once(
+        make_config(app_dsn(cluster), tls_config={}), ctx=contexts()
+    )
+    skipped = await run_once(
+        make_config(
+            app_dsn(cluster),
+            require_tls=True,
+            tls_config={"ca_file": str(other_ca), "insecure_skip_verify": True},
+        ),
+        ctx=contexts(),
+    )
+
+    for refused in (wrong_ca, system_store):
+        assert refused.reason is Reason.TLS, refused.error
+        assert "certificate verify failed" in refused.error
+        assert_secret_hidden(refused, APP_PASSWORD)
+    assert skipped.success, skipped.error
+    assert verdicts(skipped)["connection_encrypted"]
+
+
+async def test_tls_config_unreadable_ca_file_is_a_config_failure(
+    cluster: PostgresCluster, ctx: ProbeContext, tmp_path: Path
+) -> None:
+    config = make_config(
+        app_dsn(cluster), tls_config={"ca_file": str(tmp_path / "absent.pem")}
+    )
+
+    result = await run_once(config, ctx=ctx)
+
+    assert result.reason is Reason.CONFIG
+    assert "cannot read ca_file" in result.error
 
 
 async def _replayed(standby_admin: Any, primary_admin: Any) -> None:
@@ -405,40 +525,59 @@ async def _replayed(standby_admin: Any, primary_admin: Any) -> None:
     await primary_admin.execute("CREATE TABLE IF NOT EXISTS ticks (at timestamptz)")
     await primary_admin.execute("INSERT INTO ticks VALUES (now())")
     target = await primary_admin.fetchval("SELECT pg_current_wal_insert_lsn()")
-    for _ in range(200):
-        if await standby_admin.fetchval(
+
+    async def caught_up() -> bool:
+        done: bool = await standby_admin.fetchval(
             "SELECT pg_last_wal_replay_lsn() >= $1", target
-        ):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the standby did not replay the primary's commit")
+        )
+        return done
+
+    await eventually(caught_up)
+
+
+async def _lagging(standby_admin: Any, more_than: float) -> None:
+    """Wait until the standby has received WAL it has not replayed, and its
+    last replayed commit is more than *more_than* seconds old: the lag the
+    probe measures."""
+
+    async def lag() -> float | None:
+        seconds: float | None = await standby_admin.fetchval(
+            "SELECT EXTRACT(EPOCH FROM clock_timestamp()"
+            " - pg_last_xact_replay_timestamp())::float8"
+            " WHERE pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()"
+        )
+        return seconds
+
+    await wait_for_value(
+        lag, lambda seconds: seconds is not None and seconds > more_than
+    )
 
 
 async def test_standby_is_in_recovery_and_judges_replay_lag(
-    standby: PostgresCluster, admin: Any, ctx: ProbeContext
+    standby: PostgresCluster, admin: Any, contexts: Contexts
 ) -> None:
+    ctx = contexts()
     standby_admin = await asyncpg.connect(standby.admin_dsn(), timeout=10)
     try:
         await _replayed(standby_admin, admin)
-        caught_up = await run_probe(make_config(app_dsn(standby)), ctx)
+        caught_up = await run_once(make_config(app_dsn(standby)), ctx=ctx)
         await standby_admin.execute("SELECT pg_wal_replay_pause()")
         try:
             await admin.execute("INSERT INTO ticks VALUES (now())")
-            await asyncio.sleep(0.3)  # the last replayed commit ages
-            behind = await run_probe(
-                make_config(app_dsn(standby), replica_lag_max="100ms"), ctx
+            await _lagging(standby_admin, more_than=0.1)
+            behind = await run_once(
+                make_config(app_dsn(standby), replica_lag_max="100ms"), ctx=ctx
             )
         finally:
             await standby_admin.execute("SELECT pg_wal_replay_resume()")
     finally:
         await standby_admin.close()
     assert caught_up.success, caught_up
-    assert samples_of(caught_up)["postgres_in_recovery"] == 1
-    assert checks_of(caught_up)["replica_lag"].passed
-    lag = checks_of(behind)["replica_lag"]
-    assert not lag.passed, lag
-    assert "limit 0.1s" in lag.detail
-    assert samples_of(behind)["postgres_replica_lag_seconds"] > 0.1
+    assert sample(caught_up, "postgres_in_recovery") == 1
+    assert verdicts(caught_up)["replica_lag"]
+    assert not verdicts(behind)["replica_lag"], behind.checks
+    assert "limit 0.1s" in detail(behind, "replica_lag")
+    assert (sample(behind, "postgres_replica_lag_seconds") or 0) > 0.1
     assert behind.success  # replica_lag is a warning
 
 
@@ -449,10 +588,10 @@ async def test_reuses_one_connection_over_many_runs(
     cluster: PostgresCluster, ctx: ProbeContext, admin: Any
 ) -> None:
     config = make_config(cluster.dsn("counted", COUNTED_PASSWORD))
-    results = [await run_probe(config, ctx) for _ in range(20)]
+    results = [await run_once(config, ctx=ctx) for _ in range(20)]
     assert all(result.success for result in results)
     assert await count_backends(admin, "counted") == 1
-    connected = ["postgres_connect_seconds" in samples_of(r) for r in results]
+    connected = [sample(r, "postgres_connect_seconds") is not None for r in results]
     assert connected == [True] + [False] * 19
     await ctx.aclose()
     assert await wait_for_backends(admin, "counted", 0) == 0
@@ -464,20 +603,22 @@ async def test_fresh_connection_leaves_no_backend(
     config = make_config(
         cluster.dsn("counted", COUNTED_PASSWORD), fresh_connection=True
     )
-    results = [await run_probe(config, ctx) for _ in range(5)]
+    results = [await run_once(config, ctx=ctx) for _ in range(5)]
     assert all(result.success for result in results)
-    assert all("postgres_connect_seconds" in samples_of(r) for r in results)
+    assert all(sample(r, "postgres_connect_seconds") is not None for r in results)
     assert await wait_for_backends(admin, "counted", 0) == 0
 
 
-async def test_failed_run_closes_its_connection(
+async def test_hanging_query_is_timeout_on_the_probes_deadline_and_cancelled(
     cluster: PostgresCluster, ctx: ProbeContext, admin: Any
 ) -> None:
     config = make_config(
         cluster.dsn("counted", COUNTED_PASSWORD), query="SELECT pg_sleep(30)", timeout=1
     )
-    result = await run_probe(config, ctx)
+    result = await run_once(config, ctx=ctx)
     assert result.reason is Reason.TIMEOUT
+    assert not the_runners_own_timeout(config, result), result.error
+    assert "the readiness query: no answer within" in result.error
     # Gone long before pg_sleep(30) ends: the query was cancelled, not orphaned.
     assert await wait_for_backends(admin, "counted", 0) == 0
 
@@ -488,7 +629,7 @@ async def test_open_transaction_is_not_kept(
     config = make_config(
         cluster.dsn("counted", COUNTED_PASSWORD), query="BEGIN; SELECT 1"
     )
-    assert (await run_probe(config, ctx)).success
+    assert (await run_once(config, ctx=ctx)).success
     state = await admin.fetchval(
         "SELECT state FROM pg_stat_activity WHERE usename = 'counted'"
     )
@@ -499,14 +640,14 @@ async def test_terminated_backend_is_replaced_within_the_run(
     cluster: PostgresCluster, ctx: ProbeContext, admin: Any
 ) -> None:
     config = make_config(cluster.dsn("counted", COUNTED_PASSWORD))
-    assert (await run_probe(config, ctx)).success
+    assert (await run_once(config, ctx=ctx)).success
     await admin.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
         " WHERE usename = 'counted'"
     )
-    result = await run_probe(config, ctx)
+    result = await run_once(config, ctx=ctx)
     assert result.success, result
-    assert "postgres_connect_seconds" in samples_of(result)
+    assert sample(result, "postgres_connect_seconds") is not None
     assert await count_backends(admin, "counted") == 1
 
 
@@ -514,17 +655,17 @@ async def test_server_restart_is_connect_then_recovers(
     cluster: PostgresCluster, ctx: ProbeContext
 ) -> None:
     config = make_config(app_dsn(cluster), timeout=3)
-    assert (await run_probe(config, ctx)).success
+    assert (await run_once(config, ctx=ctx)).success
     cluster.stop("fast")
     try:
-        down = await run_probe(config, ctx)
+        down = await run_once(config, ctx=ctx)
     finally:
         cluster.start()
     assert down.reason is Reason.CONNECT
-    assert not checks_of(down)["reachable"].passed
-    up = await run_probe(config, ctx)
+    assert not verdicts(down)["reachable"]
+    up = await run_once(config, ctx=ctx)
     assert up.success, up
-    assert "postgres_connect_seconds" in samples_of(up)
+    assert sample(up, "postgres_connect_seconds") is not None
 
 
 # --- config -----------------------------------------------------------------------------
@@ -535,11 +676,26 @@ async def test_password_file_is_read_at_run_time(
 ) -> None:
     secret = tmp_path / "pg-password"
     config = make_config(cluster.dsn("app", None), password_file=str(secret))
-    missing = await run_probe(config, ctx)
+    missing = await run_once(config, ctx=ctx)
     assert missing.reason is Reason.CONFIG
     assert "password_file" in missing.error
     secret.write_text(APP_PASSWORD + "\n")
-    assert (await run_probe(config, ctx)).success
+    assert (await run_once(config, ctx=ctx)).success
+
+
+async def test_empty_inline_password_leaves_the_file(
+    cluster: PostgresCluster, ctx: ProbeContext, tmp_path: Path
+) -> None:
+    # `password: ${PG_PASSWORD:-}` with the variable unset.
+    secret = tmp_path / "pg-password"
+    secret.write_text(APP_PASSWORD + "\n")
+    config = make_config(
+        cluster.dsn("app", None), password="", password_file=str(secret)
+    )
+
+    result = await run_once(config, ctx=ctx)
+
+    assert result.success, result.error
 
 
 async def test_env_reference_in_dsn(
@@ -556,7 +712,7 @@ async def test_env_reference_in_dsn(
             """
         )
     ).probes[0]
-    assert (await run_probe(config, ctx)).success
+    assert (await run_once(config, ctx=ctx)).success
 
 
 @pytest.mark.parametrize(
@@ -567,10 +723,6 @@ async def test_env_reference_in_dsn(
             "dsn must be a URL such as postgresql://",
         ),
         (
-            {"dsn": "postgresql://db/x", "password": "a", "password_file": "/p"},
-            "set either password or password_file, not both",
-        ),
-        (
             {"dsn": "postgresql://db/x", "statement_timeout_max": 0},
             "check_statement_timeout: false",
         ),
@@ -579,16 +731,59 @@ async def test_env_reference_in_dsn(
             "required_extensions",
         ),
         (
-            {"dsn": "postgresql://db/x", "max_connections_ratio": 1.5},
-            "max_connections_ratio",
+            {"dsn": "postgresql://db/x", "connections_ratio_max": 1.5},
+            "field 'connections_ratio_max': Input should be less than or equal to 1",
+        ),
+        (
+            {"dsn": "postgresql://db/x", "max_connections_ratio": 0.5},
+            "field 'max_connections_ratio' is now 'connections_ratio_max'"
+            " (renamed in 0.2.0",
+        ),
+        (
+            {
+                "dsn": "postgresql://db/x?sslmode=verify-full",
+                "tls_config": {"ca_file": "/ca.pem"},
+            },
+            "TLS is set both in the dsn (sslmode) and in tls_config; keep one",
+        ),
+        (
+            {
+                "dsn": "postgresql://db/x?sslrootcert=/ca.pem&sslcert=/c.pem",
+                "tls_config": {},
+            },
+            "TLS is set both in the dsn (sslcert, sslrootcert) and in tls_config",
+        ),
+        (
+            {"dsn": "postgresql://db/x", "tls_config": {"server_name": "db.example"}},
+            "tls_config.server_name: not supported by the postgres kind; remove it",
+        ),
+        (
+            {"dsn": "postgresql://db/x", "tls_config": {"key_file": "/k.pem"}},
+            "key_file needs cert_file",
         ),
     ],
 )
 def test_bad_config_says_what_to_write(fields: dict[str, Any], message: str) -> None:
-    import yaml
+    problems = postgres_problems(**fields)
+    assert message in problems
+    assert "hunter2-secret" not in problems
 
-    entry = {"kind": "postgres", "name": "db", **fields}
-    with pytest.raises(ConfigError) as raised:
-        parse_config(yaml.safe_dump({"probes": [entry]}))
-    assert message in str(raised.value)
-    assert "hunter2-secret" not in str(raised.value)
+
+def test_password_and_password_file_together_is_one_error() -> None:
+    problems = postgres_problems(
+        dsn="postgresql://db/x", password="hunter2-secret", password_file="/p"
+    )
+
+    assert problems.splitlines() == [
+        "probe 'db' (probes[0]): set either password or password_file, not both"
+        " (password_file is read at every use, so rotation needs no reload)"
+    ]
+
+
+def test_tls_config_without_tls_options_in_the_dsn_loads() -> None:
+    config = make_config(
+        "postgresql://db/x?application_name=x&sslnegotiation=postgres",
+        tls_config={"ca_file": "/ca.pem", "cert_file": "/c.pem", "key_file": "/k.pem"},
+    )
+    assert config.tls_config is not None
+    assert config.tls_config.ca_file == Path("/ca.pem")

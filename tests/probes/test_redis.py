@@ -2,31 +2,45 @@
 
 One server for the module (tests/servers/redis.py), with a TLS port as well;
 each test starts from its defaults (`reset()`: no password, no maxmemory,
-noeviction, AOF off, no data, fresh stats) and changes settings with CONFIG
-SET. Only the fault cycle and the no-HELLO server get processes of their own.
-Every test closes its probe contexts, so connections never leak between tests.
+noeviction, AOF off, no client certificates, no data, fresh stats) and changes
+settings with CONFIG SET. Only the fault cycles and the no-HELLO server get
+processes of their own. Every test closes its probe contexts, so connections
+never leak between tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
+import yaml
 
-from exporter.config import ConfigError, parse_config
-from exporter.kinds import config_adapter
-from exporter.probes.base import ProbeResult, Reason
+from exporter.config import parse_config
+from exporter.kinds import PROBES
+from exporter.probes.base import ProbeResult, Reason, Severity
 from exporter.probes.context import ProbeContext, SharedResources
-from exporter.probes.redis import RedisConfig, plan
-from exporter.probes.redis_conn import CLIENT_NAME
-from exporter.runner import run_probe
+from exporter.probes.redis import RedisConfig
+from exporter.probes.redis.connection import CLIENT_NAME
 from tests.conftest import StartServer, free_port
+from tests.helpers import (
+    config_problems,
+    detail,
+    eventually,
+    failing,
+    probe_config,
+    run_once,
+    sample,
+    verdicts,
+    wait_for_value,
+)
 from tests.servers.redis import BinaryMissing, RedisServer
+from tests.servers.tls import server_context as tls_server_context
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +70,7 @@ def server(shared_server: RedisServer) -> RedisServer:
 
 @pytest.fixture
 def own_server() -> Iterator[RedisServer]:
-    """A server of the test's own, for killing and restarting."""
+    """A server of the test's own, for killing, stopping and restarting."""
     try:
         server = RedisServer.start()
     except BinaryMissing as missing:
@@ -85,32 +99,30 @@ async def contexts() -> AsyncIterator[Contexts]:
 
 
 def redis_config(url: str, **fields: Any) -> RedisConfig:
-    raw = {"kind": "redis", "name": "cache", "url": url, "interval": 10}
-    raw.setdefault("timeout", 2)
-    config = config_adapter().validate_python({**raw, **fields})
-    assert isinstance(config, RedisConfig)
+    """The module's usual probe: name `cache`, timeout 2 s."""
+    config: RedisConfig = probe_config("redis", name="cache", url=url, **fields)
     return config
-
-
-def verdicts(result: ProbeResult) -> dict[str, bool]:
-    return {check.name: check.passed for check in result.checks}
-
-
-def detail(result: ProbeResult, name: str) -> str:
-    return next(check.detail for check in result.checks if check.name == name)
-
-
-def sample(result: ProbeResult, name: str, **labels: str) -> float | None:
-    wanted = tuple(sorted(labels.items()))
-    for found in result.samples:
-        if found.name == name and tuple(sorted(found.labels)) == wanted:
-            return found.value
-    return None
 
 
 def configure(server: RedisServer, **settings: str) -> None:
     for name, value in settings.items():
         server.command("CONFIG", "SET", name.replace("_", "-"), value)
+
+
+async def our_clients(server: RedisServer, expected: int) -> list[dict[str, str]]:
+    """The server's clients (the asking admin aside) once there are
+    *expected*: a connection closed without waiting goes a moment later."""
+
+    async def read() -> list[dict[str, str]]:
+        return server.clients()
+
+    return await wait_for_value(read, lambda clients: len(clients) == expected)
+
+
+def redis_problems(**fields: Any) -> str:
+    """The config problems of one redis probe entry with *fields*."""
+    entry = {"kind": "redis", "name": "cache", **fields}
+    return config_problems(yaml.safe_dump({"probes": [entry]}))
 
 
 # --- a healthy server and settings -------------------------------------------------
@@ -124,10 +136,10 @@ async def test_healthy_server_passes_every_check(
     )
     config = redis_config(server.url(), maxmemory_max="2GB")
 
-    result = await run_probe(config, contexts())
+    result = await run_once(config, ctx=contexts())
 
     assert result.success, result.error
-    assert all(verdicts(result).values()), result.checks
+    assert not failing(result), result.checks
     assert sample(result, "redis_maxmemory_bytes") == 64 * MiB
     assert sample(result, "redis_eviction_policy_info", policy="allkeys-lru") == 1
     assert sample(result, "redis_role_info", role="master") == 1
@@ -142,15 +154,13 @@ async def test_healthy_server_passes_every_check(
 async def test_a_default_server_fails_the_setting_checks(
     server: RedisServer, contexts: Contexts
 ) -> None:
-    result = await run_probe(redis_config(server.url()), contexts())
+    result = await run_once(redis_config(server.url()), ctx=contexts())
 
     assert result.success  # only warnings fail
+    assert failing(result) == {"maxmemory_set", "eviction_policy", "persistence"}
     found = verdicts(result)
     assert found["reachable"]
-    assert not found["maxmemory_set"]
-    assert not found["eviction_policy"]
-    assert not found["persistence"]
-    assert found["memory_usage"]
+    assert found["memory_usage_warning"]
     assert found["memory_usage_critical"]
     assert "maxmemory is 0" in detail(result, "maxmemory_set")
     assert "noeviction, expected allkeys-lru" in detail(result, "eviction_policy")
@@ -173,7 +183,7 @@ async def test_maxmemory_against_maxmemory_max(
     configure(server, maxmemory=maxmemory)
     config = redis_config(server.url(), maxmemory_max=limit)
 
-    result = await run_probe(config, contexts())
+    result = await run_once(config, ctx=contexts())
 
     assert verdicts(result)["maxmemory_set"] is passes
     if not passes:
@@ -203,32 +213,59 @@ async def test_persistence_modes(
     configure(server, **settings)
     config = redis_config(server.url(), persistence=mode)
 
-    result = await run_probe(config, contexts())
+    result = await run_once(config, ctx=contexts())
 
     assert verdicts(result)["persistence"] is passes, detail(result, "persistence")
+
+
+async def used_memory_after_a_run(
+    server: RedisServer, config: RedisConfig, ctx: ProbeContext
+) -> int:
+    """used_memory with 8 MiB of ballast and the probe's connection open."""
+    server.command("SET", "ballast", "x" * (8 * MiB))
+    await run_once(config, ctx=ctx)  # connect first: our connection uses memory
+    return int(server.command("INFO", "memory")["used_memory"])
 
 
 async def test_memory_usage_warning_then_critical(
     server: RedisServer, contexts: Contexts
 ) -> None:
-    server.command("SET", "ballast", "x" * (8 * MiB))
     ctx = contexts()
     config = redis_config(server.url())
-    await run_probe(config, ctx)  # connect first: our connection uses memory too
-    used = int(server.command("INFO", "memory")["used_memory"])
+    used = await used_memory_after_a_run(server, config, ctx)
 
     configure(server, maxmemory=str(int(used / 0.875)))
-    warned = await run_probe(config, ctx)
+    warned = await run_once(config, ctx=ctx)
     configure(server, maxmemory=str(int(used / 0.95)))
-    critical = await run_probe(config, ctx)
+    critical = await run_once(config, ctx=ctx)
 
-    assert not verdicts(warned)["memory_usage"]
+    assert failing(warned) >= {"memory_usage_warning"}
     assert verdicts(warned)["memory_usage_critical"]
     assert warned.success
-    assert "limit 85%" in detail(warned, "memory_usage")
+    assert "limit 85%" in detail(warned, "memory_usage_warning")
     assert not verdicts(critical)["memory_usage_critical"]
+    assert "limit 90%" in detail(critical, "memory_usage_critical")
     assert not critical.success
     assert critical.reason is Reason.CHECK
+
+
+async def test_memory_ratio_max_fields_set_the_limits(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    ctx = contexts()
+    config = redis_config(
+        server.url(), memory_ratio_max_warning=0.5, memory_ratio_max_critical=0.6
+    )
+    used = await used_memory_after_a_run(server, config, ctx)
+
+    configure(server, maxmemory=str(int(used / 0.55)))
+    result = await run_once(config, ctx=ctx)
+
+    assert not verdicts(result)["memory_usage_warning"]
+    assert "limit 50%" in detail(result, "memory_usage_warning")
+    assert verdicts(result)["memory_usage_critical"]
+    assert "limit 60%" in detail(result, "memory_usage_critical")
+    assert result.success
 
 
 async def test_hit_ratio_is_measured_between_runs_without_our_own_reads(
@@ -239,19 +276,19 @@ async def test_hit_ratio_is_measured_between_runs_without_our_own_reads(
     config = redis_config(server.url(), bullmq={"queues": [{"name": "mail"}]})
     server.command("SET", "key", "value")
 
-    first = await run_probe(config, ctx)
+    first = await run_once(config, ctx=ctx)
     with contextlib.closing(server.admin()) as admin:
         for _ in range(8):
             admin.get("key")
         admin.get("missing")
         admin.get("missing")
-    good = await run_probe(config, ctx)
+    good = await run_once(config, ctx=ctx)
     with contextlib.closing(server.admin()) as admin:
         admin.get("key")
         for _ in range(9):
             admin.get("missing")
-    poor = await run_probe(config, ctx)
-    idle = await run_probe(config, ctx)
+    poor = await run_once(config, ctx=ctx)
+    idle = await run_once(config, ctx=ctx)
 
     assert verdicts(first)["hit_ratio"]
     assert "first run" in detail(first, "hit_ratio")
@@ -277,23 +314,39 @@ async def test_password_sources(
     secret_file = tmp_path / "redis-password"
     secret_file.write_text(PASSWORD + "\n")
 
-    in_url = await run_probe(redis_config(server.url(PASSWORD)), contexts())
-    in_field = await run_probe(
-        redis_config(server.url(), password=PASSWORD), contexts()
+    in_url = await run_once(redis_config(server.url(PASSWORD)), ctx=contexts())
+    in_field = await run_once(
+        redis_config(server.url(), password=PASSWORD), ctx=contexts()
     )
-    in_file = await run_probe(
-        redis_config(server.url(), password_file=str(secret_file)), contexts()
+    in_file = await run_once(
+        redis_config(server.url(), password_file=str(secret_file)), ctx=contexts()
     )
-    no_file = await run_probe(
+    # `${REDIS_PASSWORD:-}` with the variable unset: the file is used.
+    empty_inline = await run_once(
+        redis_config(server.url(), password="", password_file=str(secret_file)),
+        ctx=contexts(),
+    )
+    no_file = await run_once(
         redis_config(server.url(), password_file=str(tmp_path / "absent")),
-        contexts(),
+        ctx=contexts(),
     )
 
-    assert in_url.success, in_url.error
-    assert in_field.success, in_field.error
-    assert in_file.success, in_file.error
+    for result in (in_url, in_field, in_file, empty_inline):
+        assert result.success, result.error
     assert no_file.reason is Reason.CONFIG
     assert "cannot be read" in no_file.error
+
+
+def test_password_and_password_file_together_is_one_error() -> None:
+    problems = redis_problems(
+        url="redis://h:6379/0", password=PASSWORD, password_file="/run/pw"
+    )
+
+    assert problems.splitlines() == [
+        "probe 'cache' (probes[0]): set either password or password_file, not both"
+        " (password_file is read at every use, so rotation needs no reload)"
+    ]
+    assert PASSWORD not in problems
 
 
 async def test_wrong_or_missing_password_is_an_auth_failure(
@@ -301,27 +354,30 @@ async def test_wrong_or_missing_password_is_an_auth_failure(
 ) -> None:
     server.set_password(PASSWORD)
 
-    wrong = await run_probe(redis_config(server.url(WRONG_PASSWORD)), contexts())
-    missing = await run_probe(redis_config(server.url()), contexts())
+    wrong = await run_once(redis_config(server.url(WRONG_PASSWORD)), ctx=contexts())
+    missing = await run_once(redis_config(server.url()), ctx=contexts())
 
     for result in (wrong, missing):
         assert not result.success
         assert result.reason is Reason.AUTH
-        assert not any(check.passed for check in result.checks)
+        assert not any(verdicts(result).values())
         shown = result.error + " ".join(check.detail for check in result.checks)
         assert WRONG_PASSWORD not in shown
         assert PASSWORD not in shown
+    assert "refused the credentials" in wrong.error
+    assert "requires a password; set password or password_file" in missing.error
 
 
 async def test_auth_required_passes_only_when_the_server_refuses_strangers(
     server: RedisServer, contexts: Contexts
 ) -> None:
-    open_result = await run_probe(
-        redis_config(server.url(), expect_auth=True), contexts()
+    open_result = await run_once(
+        redis_config(server.url(), expect_auth=True), ctx=contexts()
     )
     server.set_password(PASSWORD)
-    closed_result = await run_probe(
-        redis_config(server.url(), password=PASSWORD, expect_auth=True), contexts()
+    closed_result = await run_once(
+        redis_config(server.url(), password=PASSWORD, expect_auth=True),
+        ctx=contexts(),
     )
 
     assert not verdicts(open_result)["auth_required"]
@@ -348,20 +404,22 @@ async def test_config_get_refused_falls_back_to_info(
     )  # fmt: skip
     configure(server, maxmemory="64mb", maxmemory_policy="allkeys-lru")
 
-    minimal = await run_probe(
+    minimal = await run_once(
         redis_config(
             server.url(),
             username="minimal",
             password=PASSWORD,
             bullmq={"queues": [{"name": "pdf"}]},
         ),
-        contexts(),
+        ctx=contexts(),
     )
-    limited = await run_probe(
-        redis_config(server.url(), username="probe", password=PASSWORD), contexts()
+    limited = await run_once(
+        redis_config(server.url(), username="probe", password=PASSWORD),
+        ctx=contexts(),
     )
-    blind = await run_probe(
-        redis_config(server.url(), username="blind", password=PASSWORD), contexts()
+    blind = await run_once(
+        redis_config(server.url(), username="blind", password=PASSWORD),
+        ctx=contexts(),
     )
 
     assert minimal.success, minimal.error  # the ACL the docs recommend
@@ -404,7 +462,7 @@ async def test_bullmq_counts_and_depth_limits(
         },
     )
 
-    result = await run_probe(config, contexts())
+    result = await run_once(config, ctx=contexts())
 
     counts = {
         state: sample(result, "redis_bullmq_jobs", queue="pdf", state=state)
@@ -434,7 +492,7 @@ async def test_bullmq_paused_queue_counts_its_jobs_as_paused(
     server.command("HSET", "bull:mail:meta", "paused", "1")
     config = redis_config(server.url(), bullmq={"queues": [{"name": "mail"}]})
 
-    result = await run_probe(config, contexts())
+    result = await run_once(config, ctx=contexts())
 
     assert sample(result, "redis_bullmq_jobs", queue="mail", state="waiting") == 0
     assert sample(result, "redis_bullmq_jobs", queue="mail", state="paused") == 4
@@ -453,8 +511,8 @@ async def test_bullmq_backlog_growing_on_every_run_fails(
     results = []
     for _ in range(4):
         server.command("RPUSH", "bull:pdf:wait", "job")
-        results.append(await run_probe(config, ctx))
-    steady = await run_probe(config, ctx)
+        results.append(await run_once(config, ctx=ctx))
+    steady = await run_once(config, ctx=ctx)
 
     assert [verdicts(r)["bullmq_pdf_backlog"] for r in results] == [
         True,
@@ -475,7 +533,7 @@ async def test_bullmq_key_of_the_wrong_type_is_a_config_problem(
     server.command("SET", "bull:pdf:active", "not a list")
     config = redis_config(server.url(), bullmq={"queues": [{"name": "pdf"}]})
 
-    result = await run_probe(config, contexts())
+    result = await run_once(config, ctx=contexts())
 
     assert result.reason is Reason.CONFIG
     assert "bull:pdf:active" in result.error
@@ -490,44 +548,88 @@ async def test_fault_cycle_kill_and_restart(
     ctx = contexts()
     config = redis_config(own_server.url())
 
-    before = await run_probe(config, ctx)
-    kept = await run_probe(config, ctx)
+    before = await run_once(config, ctx=ctx)
+    kept = await run_once(config, ctx=ctx)
     own_server.kill()
-    down = await run_probe(config, ctx)
-    still_down = await run_probe(config, ctx)
+    down = await run_once(config, ctx=ctx)
+    still_down = await run_once(config, ctx=ctx)
     own_server.restart()
-    back = await run_probe(config, ctx)
+    back = await run_once(config, ctx=ctx)
 
     assert before.success and kept.success
     assert sample(kept, "redis_connect_seconds") is None  # reused the connection
     for result in (down, still_down):
         assert result.reason is Reason.CONNECT, result.error
-        assert not any(check.passed for check in result.checks)
+        assert not any(verdicts(result).values())
     assert back.success, back.error
     assert sample(back, "redis_connect_seconds") is not None
     assert "connected in" in detail(back, "reachable")
 
 
 async def test_nothing_listening_is_a_connect_failure(contexts: Contexts) -> None:
-    result = await run_probe(
-        redis_config(f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0"), contexts()
+    port = free_port()
+    result = await run_once(
+        redis_config(f"redis://:{PASSWORD}@127.0.0.1:{port}/0"), ctx=contexts()
     )
 
     assert result.reason is Reason.CONNECT
+    assert f"127.0.0.1:{port}" in result.error
     assert PASSWORD not in result.error
 
 
-async def test_silent_server_times_out_within_the_timeout(
+def the_runners_own_timeout(config: RedisConfig, result: ProbeResult) -> bool:
+    """Whether *result* was cut off by the runner's hard timeout rather than
+    ended by the probe's deadline (the runner's text for a bare timeout)."""
+    return result.error == f"no answer within {config.timeout:g}s"
+
+
+async def test_silent_server_times_out_on_the_probes_deadline_and_hangs_up(
     tcp_server: StartServer, contexts: Contexts
 ) -> None:
-    port = await tcp_server()
+    hung_up = asyncio.Event()
+
+    async def silent(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # until the probe closes its end
+        hung_up.set()
+        writer.close()
+
+    port = await tcp_server(silent)
     config = redis_config(f"redis://127.0.0.1:{port}/0", timeout=0.5)
 
-    started = time.monotonic()
-    result = await run_probe(config, contexts())
+    result = await run_once(config, ctx=contexts())
 
     assert result.reason is Reason.TIMEOUT
-    assert time.monotonic() - started < config.timeout + 0.5
+    # The driver's timeout from ctx.deadline fired, not the runner's.
+    assert not the_runners_own_timeout(config, result), result.error
+    assert f"127.0.0.1:{port}" in result.error
+    await eventually(hung_up.is_set)
+
+
+async def test_hanging_server_on_the_kept_connection_times_out_and_drops_it(
+    own_server: RedisServer, contexts: Contexts
+) -> None:
+    ctx = contexts()
+    config = redis_config(own_server.url(), timeout=0.5)
+    assert (await run_once(config, ctx=ctx)).success
+    assert own_server.process is not None
+
+    own_server.process.send_signal(signal.SIGSTOP)  # up, but answers nothing
+    try:
+        hung = await run_once(config, ctx=ctx)
+    finally:
+        own_server.process.send_signal(signal.SIGCONT)
+    # The timed-out connection is closed, not kept for the next run.
+    assert await our_clients(own_server, 0) == []
+    back = await run_once(config, ctx=ctx)
+
+    assert hung.reason is Reason.TIMEOUT
+    assert not the_runners_own_timeout(config, hung), hung.error
+    assert "Timeout reading" in hung.error
+    assert back.success, back.error
+    assert sample(back, "redis_connect_seconds") is not None
 
 
 async def test_garbage_reply_is_a_protocol_failure(
@@ -543,9 +645,10 @@ async def test_garbage_reply_is_a_protocol_failure(
         writer.close()
 
     port = await tcp_server(http_server)
-    result = await run_probe(redis_config(f"redis://127.0.0.1:{port}/0"), contexts())
+    result = await run_once(redis_config(f"redis://127.0.0.1:{port}/0"), ctx=contexts())
 
     assert result.reason is Reason.PROTOCOL, result.error
+    assert f"127.0.0.1:{port}" in result.error
 
 
 async def test_max_clients_reached_is_a_protocol_failure(
@@ -554,7 +657,7 @@ async def test_max_clients_reached_is_a_protocol_failure(
     with contextlib.closing(server.admin()) as admin:
         admin.execute_command("CONFIG", "SET", "maxclients", "1")
         try:
-            result = await run_probe(redis_config(server.url()), contexts())
+            result = await run_once(redis_config(server.url()), ctx=contexts())
         finally:
             admin.execute_command("CONFIG", "SET", "maxclients", "10000")
 
@@ -569,26 +672,13 @@ async def test_replica_without_master_is_a_protocol_failure(
     server.command("REPLICAOF", "127.0.0.1", str(free_port()))
     config = redis_config(server.url(), bullmq={"queues": [{"name": "pdf"}]})
 
-    result = await run_probe(config, contexts())
+    result = await run_once(config, ctx=contexts())
 
     assert result.reason is Reason.PROTOCOL
     assert "MASTERDOWN" in result.error
 
 
 # --- connections and protocols -------------------------------------------------------
-
-
-async def wait_for_clients(
-    server: RedisServer, expected: int, field: str = "id"
-) -> list[dict[str, str]]:
-    """Our clients once their count settles at *expected* (closes take a tick)."""
-    clients: list[dict[str, str]] = []
-    for _ in range(50):
-        clients = [c for c in server.clients() if c.get(field)]
-        if len(clients) == expected:
-            break
-        await asyncio.sleep(0.02)
-    return clients
 
 
 async def test_one_connection_after_100_runs(
@@ -602,11 +692,10 @@ async def test_one_connection_after_100_runs(
         bullmq={"queues": [{"name": "pdf"}]},
     )
 
-    results = [await run_probe(config, ctx) for _ in range(100)]
+    results = [await run_once(config, ctx=ctx) for _ in range(100)]
 
     assert all(result.success for result in results), results[-1].error
-    clients = await wait_for_clients(server, 1)
-    assert len(clients) == 1, clients
+    clients = await our_clients(server, 1)
     assert clients[0]["name"] == CLIENT_NAME
     assert sum(sample(r, "redis_connect_seconds") is not None for r in results) == 1
 
@@ -617,18 +706,18 @@ async def test_fresh_connection_connects_every_run_and_leaves_none(
     ctx = contexts()
     config = redis_config(server.url(), fresh_connection=True)
 
-    results = [await run_probe(config, ctx) for _ in range(3)]
+    results = [await run_once(config, ctx=ctx) for _ in range(3)]
 
     assert all(sample(r, "redis_connect_seconds") is not None for r in results)
-    assert await wait_for_clients(server, 0) == []
+    assert await our_clients(server, 0) == []
 
 
 async def test_protocol_2_explicitly(server: RedisServer, contexts: Contexts) -> None:
-    result = await run_probe(redis_config(server.url(), protocol=2), contexts())
+    result = await run_once(redis_config(server.url(), protocol=2), ctx=contexts())
 
     assert result.success, result.error
     assert "RESP2" in detail(result, "reachable")
-    clients = await wait_for_clients(server, 1)
+    clients = await our_clients(server, 1)
     assert clients[0]["resp"] == "2"
 
 
@@ -641,10 +730,10 @@ async def test_falls_back_to_resp2_when_hello_is_rejected(contexts: Contexts) ->
     try:
         ctx = contexts()
         config = redis_config(old_style.url())
-        first = await run_probe(config, ctx)
+        first = await run_once(config, ctx=ctx)
         old_style.command("CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal")
-        reconnected = await run_probe(config, ctx)
-        clients = await wait_for_clients(old_style, 1)
+        reconnected = await run_once(config, ctx=ctx)
+        clients = await our_clients(old_style, 1)
     finally:
         old_style.destroy()
 
@@ -655,18 +744,161 @@ async def test_falls_back_to_resp2_when_hello_is_rejected(contexts: Contexts) ->
     assert clients[0]["name"] == CLIENT_NAME
 
 
-async def test_tls(server: RedisServer, contexts: Contexts) -> None:
+# --- TLS (tls_config) -------------------------------------------------------------------
+
+
+def other_ca_file(tmp_path: Path) -> Path:
+    """A CA that did not sign the server's certificate."""
+    path = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(path))
+    return path
+
+
+async def test_tls_config_ca_file_verifies_the_server(
+    server: RedisServer, contexts: Contexts, tmp_path: Path
+) -> None:
     url = server.url(tls=True)
 
-    verified = await run_probe(
-        redis_config(url, ca_file=str(server.ca_file)), contexts()
+    verified = await run_once(
+        redis_config(url, tls_config={"ca_file": str(server.ca_file)}),
+        ctx=contexts(),
     )
-    unknown_ca = await run_probe(redis_config(url), contexts())
-    skipped = await run_probe(redis_config(url, insecure_skip_verify=True), contexts())
+    system_store = await run_once(redis_config(url), ctx=contexts())
+    wrong_ca = await run_once(
+        redis_config(url, tls_config={"ca_file": str(other_ca_file(tmp_path))}),
+        ctx=contexts(),
+    )
+    skipped = await run_once(
+        redis_config(url, tls_config={"insecure_skip_verify": True}), ctx=contexts()
+    )
 
     assert verified.success, verified.error
-    assert unknown_ca.reason is Reason.TLS, unknown_ca.error
+    for refused in (system_store, wrong_ca):
+        assert refused.reason is Reason.TLS, refused.error
+        assert f"TLS with 127.0.0.1:{server.tls_port} failed" in refused.error
     assert skipped.success, skipped.error
+
+
+async def test_tls_config_server_name_is_the_name_verified(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    # The certificate names 127.0.0.1 and localhost.
+    url = server.url(tls=True)
+    ca_file = str(server.ca_file)
+
+    named = await run_once(
+        redis_config(url, tls_config={"ca_file": ca_file, "server_name": "localhost"}),
+        ctx=contexts(),
+    )
+    mismatch = await run_once(
+        redis_config(
+            url, tls_config={"ca_file": ca_file, "server_name": "cache.example"}
+        ),
+        ctx=contexts(),
+    )
+
+    assert named.success, named.error
+    assert mismatch.reason is Reason.TLS, mismatch.error
+    assert "cache.example" in mismatch.error
+
+
+async def test_tls_config_server_name_is_sent_as_sni(
+    ca: trustme.CA, ca_file: Path, contexts: Contexts
+) -> None:
+    offered: list[str | None] = []
+    server_context = tls_server_context(ca, "cache.example", server_names=offered)
+
+    async def hang_up(
+        _reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        writer.close()
+
+    tls_server = await asyncio.start_server(hang_up, "127.0.0.1", 0, ssl=server_context)
+    port = tls_server.sockets[0].getsockname()[1]
+    try:
+        result = await run_once(
+            redis_config(
+                f"rediss://127.0.0.1:{port}/0",
+                tls_config={"ca_file": str(ca_file), "server_name": "cache.example"},
+            ),
+            ctx=contexts(),
+        )
+    finally:
+        tls_server.close()
+        await tls_server.wait_closed()
+
+    assert offered == ["cache.example"]
+    # The certificate names only cache.example: it verified against that name.
+    assert result.reason is not Reason.TLS, result.error
+
+
+async def test_tls_config_client_certificate(
+    server: RedisServer, contexts: Contexts, tmp_path: Path
+) -> None:
+    assert server.ca is not None
+    client = server.ca.issue_cert("readiness-exporter")
+    cert_file, key_file = tmp_path / "client.pem", tmp_path / "client.key"
+    client.cert_chain_pems[0].write_to_path(str(cert_file))
+    client.private_key_pem.write_to_path(str(key_file))
+    configure(server, tls_auth_clients="yes")
+    url = server.url(tls=True)
+
+    with_cert = await run_once(
+        redis_config(
+            url,
+            tls_config={
+                "ca_file": str(server.ca_file),
+                "cert_file": str(cert_file),
+                "key_file": str(key_file),
+            },
+        ),
+        ctx=contexts(),
+    )
+    without = await run_once(
+        redis_config(url, tls_config={"ca_file": str(server.ca_file)}),
+        ctx=contexts(),
+    )
+
+    assert with_cert.success, with_cert.error
+    assert without.reason is Reason.TLS, without.error
+    assert "certificate required" in without.error
+
+
+async def test_tls_context_follows_a_rotated_ca_file(
+    server: RedisServer, contexts: Contexts, tmp_path: Path
+) -> None:
+    # Contexts are shared and cached per tls_config; the cache key holds the
+    # files' stamps, so a rewritten ca_file applies from the next connect.
+    assert server.ca is not None
+    ca_file = tmp_path / "ca.pem"
+    server.ca.cert_pem.write_to_path(str(ca_file))
+    ctx = contexts()
+    config = redis_config(
+        server.url(tls=True), fresh_connection=True, tls_config={"ca_file": ca_file}
+    )
+
+    trusted = await run_once(config, ctx=ctx)
+    trustme.CA().cert_pem.write_to_path(str(ca_file))
+    rotated_away = await run_once(config, ctx=ctx)
+    server.ca.cert_pem.write_to_path(str(ca_file))
+    trusted_again = await run_once(config, ctx=ctx)
+
+    assert trusted.success, trusted.error
+    assert rotated_away.reason is Reason.TLS, rotated_away.error
+    assert trusted_again.success, trusted_again.error
+
+
+async def test_unreadable_ca_file_is_a_config_failure(
+    server: RedisServer, contexts: Contexts, tmp_path: Path
+) -> None:
+    config = redis_config(
+        server.url(tls=True), tls_config={"ca_file": str(tmp_path / "absent.pem")}
+    )
+
+    result = await run_once(config, ctx=contexts())
+
+    assert result.reason is Reason.CONFIG
+    assert "ca_file" in result.error
 
 
 # --- config --------------------------------------------------------------------------
@@ -696,13 +928,28 @@ def test_maxmemory_max_sizes_are_powers_of_1024(written: object, size: int) -> N
         ({"url": "http://127.0.0.1:6379"}, "url must start with redis://"),
         ({"url": "redis://127.0.0.1:6379/zero"}, "database number"),
         ({"url": "redis://127.0.0.1:6379/0?ssl=true"}, "query options"),
+        ({"url": "rediss://127.0.0.1:6379/0?ssl_ca_certs=x"}, "tls_config"),
         (
             {"url": f"redis://:{PASSWORD}@h:6379/0", "password": "other"},
             "keep one",
         ),
-        ({"url": "redis://h:6379/0", "ca_file": "/ca.pem"}, "rediss://"),
+        (
+            {"url": "redis://h:6379/0", "tls_config": {"ca_file": "/ca.pem"}},
+            "tls_config applies to TLS only; use a rediss:// url",
+        ),
+        (
+            {"url": "rediss://h:6379/0", "tls_config": {"key_file": "/k.pem"}},
+            "key_file needs cert_file",
+        ),
+        (
+            {"url": "rediss://h:6379/0", "tls_config": {"min_version": "TLS11"}},
+            "tls_config.min_version",
+        ),
         ({"url": "redis://h:6379", "maxmemory_max": "2 bananas"}, "invalid size"),
-        ({"url": "redis://h:6379", "memory_warning_ratio": 0.95}, "at most"),
+        (
+            {"url": "redis://h:6379", "memory_ratio_max_warning": 0.95},
+            "memory_ratio_max_warning must be at most memory_ratio_max_critical",
+        ),
         ({"url": "redis://h:6379", "persistence": "sometimes"}, "persistence"),
         (
             {"url": "redis://h:6379", "bullmq": {"queues": [{"name": "a:b"}]}},
@@ -726,15 +973,55 @@ def test_maxmemory_max_sizes_are_powers_of_1024(written: object, size: int) -> N
     ],
 )
 def test_bad_config_says_what_is_wrong(fields: dict[str, Any], message: str) -> None:
-    lines = [f"    {key}: {value!r}" for key, value in fields.items()]
-    text = "probes:\n  - kind: redis\n    name: cache\n" + "\n".join(lines) + "\n"
-    text = text.replace("'", '"')
+    problems = redis_problems(**fields)
 
-    with pytest.raises(ConfigError) as raised:
-        parse_config(text, "test.yml")
+    assert message in problems
+    assert PASSWORD not in problems
 
-    assert message in str(raised.value)
-    assert PASSWORD not in str(raised.value)
+
+@pytest.mark.parametrize(
+    ("old", "value", "new"),
+    [
+        ("memory_warning_ratio", 0.8, "memory_ratio_max_warning"),
+        ("memory_critical_ratio", 0.95, "memory_ratio_max_critical"),
+        ("ca_file", "/ca.pem", "tls_config.ca_file"),
+        ("insecure_skip_verify", True, "tls_config.insecure_skip_verify"),
+    ],
+)
+def test_renamed_fields_name_their_new_place(old: str, value: object, new: str) -> None:
+    problems = redis_problems(url="rediss://h:6379/0", **{old: value})
+
+    assert f"field {old!r} is now {new!r} (renamed in 0.2.0" in problems
+
+
+def test_override_of_the_old_memory_usage_check_names_the_new_one() -> None:
+    problems = redis_problems(
+        url="redis://h:6379/0", checks={"memory_usage": {"severity": "critical"}}
+    )
+
+    assert (
+        "check 'memory_usage' is now 'memory_usage_warning' (renamed in 0.2.0)"
+        in problems
+    )
+
+
+def test_override_of_memory_usage_warning_applies() -> None:
+    config = parse_config(
+        yaml.safe_dump(
+            {
+                "probes": [
+                    {
+                        "kind": "redis",
+                        "name": "cache",
+                        "url": "redis://h:6379/0",
+                        "checks": {"memory_usage_warning": {"severity": "critical"}},
+                    }
+                ]
+            }
+        )
+    ).probes[0]
+
+    assert config.checks["memory_usage_warning"].severity is Severity.CRITICAL
 
 
 def test_bullmq_defaults_the_eviction_policy_to_noeviction() -> None:
@@ -747,7 +1034,7 @@ def test_bullmq_defaults_the_eviction_policy_to_noeviction() -> None:
     assert queued.eviction_policy == "noeviction"
     assert unchecked.eviction_policy is None
     # One check of the policy, not two that say the same.
-    names = [spec.name for spec in plan(queued)]
+    names = [spec.name for spec in PROBES["redis"].plan(queued)]
     assert "bullmq_eviction_policy" in names
     assert "eviction_policy" not in names
 
@@ -758,8 +1045,12 @@ def test_example_config_entry_parses() -> None:
         probes:
           - kind: redis
             name: cache
-            url: redis://127.0.0.1:6379/0
+            url: rediss://127.0.0.1:6379/0
             maxmemory_max: 2gb
+            memory_ratio_max_warning: 0.8
+            tls_config:
+              ca_file: /etc/ssl/redis-ca.pem
+              server_name: cache.internal
             bullmq:
               queues:
                 - {name: pdf, waiting_max: 100, failed_max: 10}
@@ -770,4 +1061,7 @@ def test_example_config_entry_parses() -> None:
     probe = config.probes[0]
     assert isinstance(probe, RedisConfig)
     assert probe.maxmemory_max == 2 * 1024**3
+    assert probe.memory_ratio_max_warning == 0.8
+    assert probe.tls_config.ca_file == Path("/etc/ssl/redis-ca.pem")
+    assert probe.tls_config.server_name == "cache.internal"
     assert probe.bullmq is not None and probe.bullmq.prefix == "bull"

@@ -9,14 +9,18 @@ what MongoDB 7.0 returns for hello, serverStatus and replSetGetStatus.
     mongo.answer("serverStatus", server_status(current=900, available=100))
     hang = mongo.never_answer("serverStatus"); hang.cancel()
     mongo.stop(); again = MockMongo.start(port=mongo.port)   # a restart
+    front = await TlsFront.start(mongo.port, server_context)  # TLS on a port of
+    front.port; await front.stop()                            # its own
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -241,3 +245,58 @@ class MockMongo:
         ):
             pass
         self.server.stop()
+
+
+@dataclass
+class TlsFront:
+    """A TLS port on 127.0.0.1 relaying to a plain one: a MongoDB server with
+    `net.tls.mode: requireTLS`, as a client sees it. mockupdb speaks no TLS
+    itself (its own TLS support is gone with Python 3.12's ssl module).
+
+    Runs on the test's event loop; the relayed bytes are the client's and
+    the server's own, untouched.
+    """
+
+    server: asyncio.Server
+    port: int
+    _streams: set[asyncio.StreamWriter] = field(default_factory=set)
+
+    @classmethod
+    async def start(cls, backend_port: int, context: ssl.SSLContext) -> TlsFront:
+        """Serve TLS with *context*; relay each connection to *backend_port*."""
+        streams: set[asyncio.StreamWriter] = set()
+
+        async def relay(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
+            try:
+                backend = await asyncio.open_connection("127.0.0.1", backend_port)
+            except OSError:
+                writer.close()
+                return
+            streams.update((writer, backend[1]))
+            await asyncio.gather(_pipe(reader, backend[1]), _pipe(backend[0], writer))
+            streams.difference_update((writer, backend[1]))
+
+        server = await asyncio.start_server(relay, "127.0.0.1", 0, ssl=context)
+        port: int = server.sockets[0].getsockname()[1]
+        return cls(server, port, streams)
+
+    async def stop(self) -> None:
+        """Stop listening and cut every relayed connection."""
+        self.server.close()
+        for writer in list(self._streams):
+            writer.close()
+        await self.server.wait_closed()
+
+
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    """Copy *source* to *sink* until either side is done, then close *sink*."""
+    try:
+        while chunk := await source.read(65536):
+            sink.write(chunk)
+            await sink.drain()
+    except (ConnectionError, ssl.SSLError):
+        pass
+    finally:
+        sink.close()

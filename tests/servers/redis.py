@@ -187,7 +187,8 @@ class RedisServer:
         self.password = password
 
     def reset(self) -> None:
-        """Back to the defaults of `start()`: no data, stats, password, limits."""
+        """Back to the defaults of `start()`: no data, stats, password, limits,
+        client certificates."""
         self.set_password(None)
         with contextlib.closing(self.admin()) as admin:
             admin.execute_command("REPLICAOF", "NO", "ONE")
@@ -198,6 +199,7 @@ class RedisServer:
                 "save": "",
                 "maxclients": "10000",
                 "replica-serve-stale-data": "yes",
+                "tls-auth-clients": "no",
             }.items():
                 admin.execute_command("CONFIG", "SET", name, value)
             for user in admin.execute_command("ACL", "USERS"):

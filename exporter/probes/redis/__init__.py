@@ -98,20 +98,22 @@ CHECKS = (
         "reachable",
         Category.RELIABILITY,
         Severity.CRITICAL,
-        "Connects, authenticates and answers PING and INFO.",
+        "The probe connected, authenticated and got PONG and INFO.",
     ),
     CheckDef(
         "auth_required",
         Category.SECURITY,
         Severity.CRITICAL,
-        "A connection without credentials is refused (NOAUTH).",
+        "A PING on a separate connection without credentials is refused with NOAUTH "
+        "(with `expect_auth`).",
         when=lambda config: config.expect_auth,
     ),
     CheckDef(
         "maxmemory_set",
         Category.PERFORMANCE,
         Severity.WARNING,
-        "maxmemory is set, and at most `maxmemory_max` when configured.",
+        "maxmemory is set (not 0), and at most `maxmemory_max` when that is "
+        "configured.",
         threshold="maxmemory_max",
     ),
     # With bullmq, bullmq_eviction_policy checks the one policy allowed.
@@ -119,7 +121,8 @@ CHECKS = (
         "eviction_policy",
         Category.PERFORMANCE,
         Severity.WARNING,
-        "maxmemory-policy is `eviction_policy` (allkeys-lru by default).",
+        "maxmemory-policy equals `eviction_policy` (allkeys-lru by default; with "
+        "`bullmq`, bullmq_eviction_policy checks it instead).",
         when=lambda config: (
             config.eviction_policy is not None and config.bullmq is None
         ),
@@ -128,7 +131,8 @@ CHECKS = (
         "persistence",
         Category.DATA,
         Severity.WARNING,
-        "Persistence matches `persistence` (AOF by default).",
+        "`persistence: aof`: AOF on and its last write ok; `rdb`: a save schedule and "
+        "the last snapshot ok; `any`: either; `off`: neither.",
     ),
     CheckDef(
         "memory_usage_warning",
@@ -149,8 +153,8 @@ CHECKS = (
         "hit_ratio",
         Category.PERFORMANCE,
         Severity.INFO,
-        "The keyspace hit ratio since the last run is at least `hit_ratio_min`"
-        " (passes without traffic).",
+        "Keyspace hits over hits and misses since the previous run are at least "
+        "`hit_ratio_min` (passes without lookups).",
         threshold="hit_ratio_min",
         when=lambda config: config.hit_ratio_min is not None,
     ),

@@ -96,14 +96,15 @@ CHECKS = (
         "bullmq_eviction_policy",
         Category.DATA,
         Severity.WARNING,
-        "maxmemory-policy is noeviction, as BullMQ requires (else jobs vanish).",
+        "maxmemory-policy is noeviction, as BullMQ requires (with `bullmq`).",
         when=lambda config: config.bullmq is not None,
     ),
     CheckDef(
         "bullmq_{item}_depth",
         Category.PERFORMANCE,
         Severity.WARNING,
-        "The job counts of the queue are within its `<state>_max` limits.",
+        "Every job count of the queue with a `<state>_max` limit is at most its limit "
+        "(for queues with a limit).",
         threshold="bullmq.queues[].<state>_max",
         items=lambda config: _queues(config, lambda queue: bool(queue.limits())),
     ),
@@ -111,8 +112,8 @@ CHECKS = (
         "bullmq_{item}_backlog",
         Category.PERFORMANCE,
         Severity.WARNING,
-        "The queue's jobs not yet started did not grow on each of its last"
-        " `backlog_growth_runs` runs.",
+        "The queue's jobs not yet started did not grow on each of its last "
+        "`backlog_growth_runs` runs.",
         threshold="bullmq.queues[].backlog_growth_runs",
         items=lambda config: _queues(
             config, lambda queue: queue.backlog_growth_runs is not None

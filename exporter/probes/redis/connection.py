@@ -152,6 +152,18 @@ def _hello_rejected(error: ResponseError) -> bool:
     return "unknown command" in text and "hello" in text
 
 
+async def _read(link: _Link, deadline: Deadline) -> Any:
+    """One reply within what is left of the run's budget.
+
+    Through `socket_timeout`, not `read_response(timeout=...)`: given a
+    timeout, redis-py answers None when it expires (a poll, for pub/sub) and
+    keeps the connection; on its socket timeout it raises `TimeoutError`
+    naming the server and drops the connection, out of step as it is.
+    """
+    link.socket_timeout = deadline.remaining()
+    return await link.read_response()
+
+
 async def _roundtrip(
     link: _Link, commands: Sequence[Sequence[str]], deadline: Deadline
 ) -> list[object]:
@@ -161,7 +173,7 @@ async def _roundtrip(
     replies: list[object] = []
     for _ in commands:
         try:
-            replies.append(await link.read_response(timeout=deadline.remaining()))
+            replies.append(await _read(link, deadline))
         except ResponseError as error:  # the stream stays in step after these
             replies.append(error)
     return replies
@@ -287,7 +299,7 @@ async def unauthenticated_ping(
     try:
         await link.connect()
         await link.send_command("PING")
-        reply = await link.read_response(timeout=deadline.remaining())
+        reply = await _read(link, deadline)
     except AuthenticationError:
         return True, "unauthenticated PING refused (NOAUTH)"
     except ResponseError as error:

@@ -34,7 +34,7 @@ def parse_url(url: str) -> Target:
     if parts.query or parts.fragment:
         raise ValueError(
             "url query options are not supported; use the probe's fields"
-            " (timeout, username, password, ca_file, ...)"
+            " (timeout, username, password, tls_config, ...)"
         )
     try:
         port = parts.port or 6379
