@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter import metrics
-from exporter.kinds import PROBES
+from exporter.kinds import PROBES, declared_checks
 
 JSON = dict[str, Any]
 
@@ -151,16 +151,51 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
+# --- check names ------------------------------------------------------------------
+
+CHECK_MATCHER = re.compile(r'\bcheck\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
+
+
+def check_matchers(text: str) -> list[tuple[str, str]]:
+    """(operator, value) of every `check` label matcher in *text*."""
+    return CHECK_MATCHER.findall(text)
+
+
+def check_references(operator: str, value: str) -> list[str]:
+    """The check names a matcher names: the value, or for a regex matcher
+    each of its `|` alternatives."""
+    return value.split("|") if operator in ("=~", "!~") else [value]
+
+
+def is_declared_check(name: str, regex: bool) -> bool:
+    """Whether a kind declares check *name*: a check, a member of a family
+    (`bullmq_pdf_depth`) or, in a regex, a family's pattern (`bullmq_.+_depth`)."""
+    return any(
+        row.matches(name) or (regex and name == row.pattern)
+        for _, row in declared_checks()
+    )
+
+
+def undeclared_checks(matchers: list[tuple[str, str]]) -> list[str]:
+    """The names in *matchers* that no kind declares."""
+    return [
+        name
+        for operator, value in matchers
+        for name in check_references(operator, value)
+        if not is_declared_check(name, operator in ("=~", "!~"))
+    ]
+
+
 # --- what the exporter exposes ----------------------------------------------------
 
 
-def _collector_families() -> dict[str, str]:
-    """Name -> type of every `Family("...")` written in exporter/collector.py.
+def _renderer_families() -> dict[str, str]:
+    """Name -> type of every `Family("...")` written in exporter/metrics.py.
 
     The global and own families are built inside methods, so they are read
     from the source rather than from module attributes.
     """
-    source = Path(collector.__file__).read_text(encoding="utf-8")
+    source = Path(metrics.__file__).read_text(encoding="utf-8")
     families: dict[str, str] = {}
     for node in ast.walk(ast.parse(source)):
         if not (
@@ -181,11 +216,11 @@ def _collector_families() -> dict[str, str]:
 
 def exposed_families() -> dict[str, str]:
     """Name -> type of every family the exporter can expose."""
-    families = _collector_families()
-    families.update({f.name: f.type for f in collector.PROBE_FAMILIES})
+    families = _renderer_families()
+    families.update({f.name: f.type for f in metrics.PROBE_FAMILIES})
     for kind in PROBES.values():
         for spec in kind.metrics:
-            families[collector.NAMESPACE + spec.name] = spec.type
+            families[metrics.NAMESPACE + spec.name] = spec.type
     return families
 
 

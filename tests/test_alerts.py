@@ -2,15 +2,17 @@
 
 promtool checks and unit-tests the rules, amtool checks the Alertmanager
 config and its routing, the generator must have produced the committed rule
-files, and every alert follows the monitoring-mixin conventions that
-`mixtool lint` enforces (mixtool itself is a Go binary we cannot install).
+files, a threshold changed in alerts/thresholds.yml moves its alert and its
+dashboard line and nothing else, every check a rule, unit test or runbook
+names is one a kind declares, and every alert follows the monitoring-mixin
+conventions that `mixtool lint` enforces (mixtool itself is a Go binary we
+cannot install).
 promtool and amtool come from Debian's prometheus and prometheus-alertmanager
 packages, which `make test` installs: a missing tool fails, it does not skip.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 import shutil
@@ -26,14 +28,24 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
-from exporter import metrics
+from alerts import generate
+from alerts.thresholds import THRESHOLDS_FILE as THRESHOLDS, load_thresholds
 from exporter.kinds import PROBES
+from grafana.generator.build import main as generate_dashboards
+from tests.dashboards import (
+    check_matchers,
+    check_references,
+    exposed_metric_names,
+    undeclared_checks,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "alerts"
 RULE_FILES = sorted((ALERTS / "rules").glob("*.yml"))
 TEST_FILES = sorted((ALERTS / "tests").glob("*.yml"))
+TEMPLATES = ALERTS / "templates"
 ALERTMANAGER = ALERTS / "alertmanager.yml"
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
 RUNBOOK_BASE = (
@@ -97,59 +109,276 @@ def unit_tests() -> list[dict[str, Any]]:
 
 
 def test_generated_rule_files_are_up_to_date() -> None:
-    result = run(sys.executable, ALERTS / "generate.py", "--check")
+    result = run(sys.executable, "-m", "alerts.generate", "--check")
     assert result.returncode == 0, result.stderr
 
 
-def test_generator_check_notices_a_changed_threshold(tmp_path: Path) -> None:
-    copy = tmp_path / "alerts"
-    shutil.copytree(ALERTS, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    thresholds = copy / "thresholds.yml"
-    text = thresholds.read_text(encoding="utf-8")
-    thresholds.write_text(text.replace("warning_days: 30", "warning_days: 21"))
-
-    stale = run(sys.executable, copy / "generate.py", "--check")
-    assert stale.returncode == 1
-    assert "certificates.yml" in stale.stderr
-
-    assert run(sys.executable, copy / "generate.py").returncode == 0
-    assert run(sys.executable, copy / "generate.py", "--check").returncode == 0
-    rules = (copy / "rules" / "certificates.yml").read_text(encoding="utf-8")
-    assert "/ 86400 < 21" in rules
+def copy_thresholds(tmp_path: Path, **changes: Any) -> Path:
+    """A copy of thresholds.yml with `section.key`-style changes applied."""
+    data = yaml.safe_load(THRESHOLDS.read_text(encoding="utf-8"))
+    for path, value in changes.items():
+        section, key = path.split("__")
+        data[section][key] = value
+    copy = tmp_path / "thresholds.yml"
+    copy.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return copy
 
 
-def test_generator_keeps_rule_files_it_did_not_generate(tmp_path: Path) -> None:
-    copy = tmp_path / "alerts"
-    shutil.copytree(ALERTS, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    own = copy / "rules" / "my-team.yml"
+def copy_rules(tmp_path: Path) -> Path:
+    rules = tmp_path / "rules"
+    shutil.copytree(ALERTS / "rules", rules)
+    return rules
+
+
+def test_generator_check_notices_a_changed_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = copy_rules(tmp_path)
+    thresholds = copy_thresholds(tmp_path, certificates__warning_days=21)
+    args = ["--thresholds", str(thresholds), "--rules-dir", str(rules)]
+
+    assert generate.main([*args, "--check"]) == 1
+    assert "certificates.yml" in capsys.readouterr().err
+
+    assert generate.main(args) == 0
+    assert generate.main([*args, "--check"]) == 0
+    text = (rules / "certificates.yml").read_text(encoding="utf-8")
+    assert "/ 86400 < 21" in text
+
+
+def test_generator_keeps_rule_files_it_did_not_generate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = copy_rules(tmp_path)
+    own = rules / "my-team.yml"
     own.write_text("groups:\n- name: my-team\n  rules: []\n", encoding="utf-8")
-    # A file an earlier version generated and the thresholds no longer give.
-    retired = copy / "rules" / "retired.yml"
+    # A file an earlier version generated and no template gives any more.
+    retired = rules / "retired.yml"
     retired.write_text(
-        (copy / "rules" / "score.yml").read_text(encoding="utf-8"), encoding="utf-8"
+        (rules / "score.yml").read_text(encoding="utf-8"), encoding="utf-8"
     )
+    args = ["--rules-dir", str(rules)]
 
-    stale = run(sys.executable, copy / "generate.py", "--check")
-    assert stale.returncode == 1
-    assert "retired.yml" in stale.stderr
-    assert "my-team.yml" not in stale.stderr
+    assert generate.main([*args, "--check"]) == 1
+    stale = capsys.readouterr().err
+    assert "retired.yml" in stale
+    assert "my-team.yml" not in stale
 
-    assert run(sys.executable, copy / "generate.py").returncode == 0
+    assert generate.main(args) == 0
     assert own.read_text(encoding="utf-8").startswith("groups:")
     assert not retired.exists()
-    assert run(sys.executable, copy / "generate.py", "--check").returncode == 0
+    assert generate.main([*args, "--check"]) == 0
 
 
-def test_generator_rejects_a_misspelt_threshold(tmp_path: Path) -> None:
-    copy = tmp_path / "alerts"
-    shutil.copytree(ALERTS, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    thresholds = copy / "thresholds.yml"
-    text = thresholds.read_text(encoding="utf-8")
-    thresholds.write_text(text + "\nscore_typo: 0.5\n")
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"score_typo": 0.5}, "score_typo"),
+        ({"score": {"warning": 0.9, "critical": 0.7, "for": "30m", "x": 1}}, "x"),
+        ({"errors": {"warning": 0.05, "critical": 0.01, "for": "10m"}}, "warning"),
+        ({"errors": {"warning": 1.5, "critical": 2, "for": "10m"}}, "less than 1"),
+        ({"modbus": {"for": "5 minutes"}}, "invalid duration"),
+    ],
+    ids=["unknown-key", "unknown-nested-key", "misordered", "ratio", "duration"],
+)
+def test_generator_rejects_bad_thresholds(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    change: dict[str, Any],
+    message: str,
+) -> None:
+    data = yaml.safe_load(THRESHOLDS.read_text(encoding="utf-8"))
+    thresholds = tmp_path / "thresholds.yml"
+    thresholds.write_text(yaml.safe_dump({**data, **change}), encoding="utf-8")
 
-    result = run(sys.executable, copy / "generate.py", "--check")
-    assert result.returncode == 2
-    assert "score_typo" in result.stderr
+    assert generate.main(["--thresholds", str(thresholds), "--check"]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("placeholder", "message"),
+    [
+        ("${check:redis.memory_usage}", "declares no check 'memory_usage'"),
+        ("${check:mongo.reachable}", "no probe kind 'mongo'"),
+        ("${field:redis.reachable}", "has no threshold field"),
+        ("${item:redis.reachable}", "is no family"),
+        ("${errors.warnings}", "no 'warnings' in 'errors'"),
+        ("${check:redis.maxmemory set}", "malformed placeholder"),
+        ("${error.warning}", "no section 'error'"),
+    ],
+)
+def test_template_naming_something_undeclared_fails(
+    tmp_path: Path, placeholder: str, message: str
+) -> None:
+    template = tmp_path / "bad.yml"
+    template.write_text(
+        (TEMPLATES / "score.yml")
+        .read_text(encoding="utf-8")
+        .replace("${score.warning}", placeholder),
+        encoding="utf-8",
+    )
+    with pytest.raises(generate.TemplateError, match=re.escape(message)):
+        generate.generate(load_thresholds(), tmp_path)
+
+
+def test_template_rule_of_the_wrong_shape_fails(tmp_path: Path) -> None:
+    template = tmp_path / "bad.yml"
+    text = (TEMPLATES / "score.yml").read_text(encoding="utf-8")
+    template.write_text(text.replace("severity: warning", "severity: page"))
+    with pytest.raises(generate.TemplateError, match="severity must be one of"):
+        generate.generate(load_thresholds(), tmp_path)
+    template.write_text(text.replace("    for: ${score.for}\n", "", 1))
+    with pytest.raises(generate.TemplateError, match="expected the keys"):
+        generate.generate(load_thresholds(), tmp_path)
+
+
+def test_family_placeholders_give_the_tables_patterns() -> None:
+    t = load_thresholds()
+    rendered = generate.fill(
+        "${check:redis.bullmq_{item}_depth} ${item:redis.bullmq_{item}_depth}"
+        " ${check:redis.bullmq_pdf_depth} ${field:backup.backup_fresh}",
+        t,
+    )
+    depth = PROBES["redis"].check("bullmq_{item}_depth")
+    assert rendered.split() == [
+        depth.pattern,
+        "bullmq_(.+)_depth",
+        "bullmq_pdf_depth",
+        PROBES["backup"].check("backup_fresh").threshold,
+    ]
+
+
+def test_generator_is_not_larger_than_the_rules_it_writes() -> None:
+    def lines(path: Path) -> int:
+        return len(path.read_text(encoding="utf-8").splitlines())
+
+    generator = lines(ALERTS / "generate.py")
+    assert generator <= sum(lines(path) for path in RULE_FILES)
+
+
+# --- one source of thresholds ----------------------------------------------------
+
+# The thresholds the dashboards draw (threshold steps and the panel texts
+# that state them); every other one moves alert rules only.
+ON_DASHBOARDS = {
+    "errors.warning",
+    "errors.critical",
+    "latency_p95_seconds.info",
+    "latency_p95_seconds.warning",
+    "latency_p95_seconds.critical",
+    "certificates.warning_days",
+    "certificates.critical_days",
+    "databases.connections_warning",
+    "redis.memory_warning",
+    "redis.memory_critical",
+    "modbus.for",
+    "workers.down_for",
+    "workers.memory_for",
+    "backups.too_old_for",
+    "score.warning",
+    "score.critical",
+}
+
+
+def regenerate(thresholds: Path, out: Path) -> dict[str, list[str]]:
+    """Rule files and dashboards from *thresholds*, written under *out*: the
+    lines of each, by `rules/<name>` and `dashboards/<name>`."""
+    rules, dashboards = out / "rules", out / "dashboards"
+    args = ["--thresholds", str(thresholds)]
+    assert generate.main([*args, "--rules-dir", str(rules)]) == 0
+    assert generate_dashboards([*args, "--out", str(dashboards)]) == 0
+    return {
+        f"{path.parent.name}/{path.name}": path.read_text(encoding="utf-8").splitlines()
+        for path in sorted([*rules.iterdir(), *dashboards.iterdir()])
+    }
+
+
+def moved_lines(
+    before: dict[str, list[str]], after: dict[str, list[str]]
+) -> dict[str, list[tuple[str, str]]]:
+    """(old, new) of every changed line, by file; no line may come or go."""
+    assert before.keys() == after.keys()
+    moved = {}
+    for name, old in before.items():
+        assert len(old) == len(after[name]), f"{name} changed shape"
+        pairs = [(a, b) for a, b in zip(old, after[name], strict=True) if a != b]
+        if pairs:
+            moved[name] = pairs
+    return moved
+
+
+def test_a_threshold_moves_its_alert_and_dashboard_line_only(tmp_path: Path) -> None:
+    before = regenerate(copy_thresholds(tmp_path), tmp_path / "before")
+    changed = copy_thresholds(tmp_path, certificates__warning_days=21)
+    moved = moved_lines(before, regenerate(changed, tmp_path / "after"))
+
+    # The alert's expression, the panel's threshold step and the sentence
+    # of the panel's description that states it.
+    assert {name: len(pairs) for name, pairs in moved.items()} == {
+        "rules/certificates.yml": 1,
+        "dashboards/readiness-services.json": 2,
+    }
+    for pairs in moved.values():
+        for old, new in pairs:
+            assert new == old.replace("30", "21"), (old, new)
+    (alert,) = moved["rules/certificates.yml"]
+    assert alert[1].endswith("/ 86400 < 21")
+    text, step = moved["dashboards/readiness-services.json"]
+    assert step[1].strip() == '"value": 21.0'
+    assert "Orange under 21 days (warning)" in text[1]
+
+
+def numeric_thresholds() -> list[str]:
+    """`section.key` of every number and duration in thresholds.yml."""
+    t = load_thresholds()
+    return [
+        f"{section}.{info.alias or key}"
+        for section in type(t).model_fields
+        if isinstance(model := getattr(t, section), BaseModel)
+        for key, info in type(model).model_fields.items()
+        if isinstance(getattr(model, key), float)
+    ]
+
+
+def bumped(value: Any) -> Any:
+    """*value* moved a little, within its range and written the same way:
+    10m -> 11m, 1h -> 2h, 0.85 -> 0.86, 0.99 -> 0.985, 30 -> 30.5."""
+    if isinstance(value, str):
+        return re.sub(r"^\d+", lambda m: str(int(m[0]) + 1), value)
+    if value < 1:
+        return round(value + 0.01 if value <= 0.95 else value - 0.005, 6)
+    return value + 0.5
+
+
+@pytest.mark.parametrize("path", numeric_thresholds())
+def test_every_threshold_moves_alert_numbers_only(tmp_path: Path, path: str) -> None:
+    section, key = path.split(".")
+    data = yaml.safe_load(THRESHOLDS.read_text(encoding="utf-8"))
+    before = regenerate(copy_thresholds(tmp_path), tmp_path / "before")
+    change = {f"{section}__{key}": bumped(data[section][key])}
+    moved = moved_lines(
+        before, regenerate(copy_thresholds(tmp_path, **change), tmp_path / "after")
+    )
+
+    assert any(name.startswith("rules/") for name in moved), f"{path} moves no alert"
+    on_dashboards = any(name.startswith("dashboards/") for name in moved)
+    assert on_dashboards == (path in ON_DASHBOARDS), moved.keys()
+    number = re.compile(r"\d+(?:\.\d+)?")
+    for name, pairs in moved.items():
+        for old, new in pairs:
+            assert number.sub("#", old) == number.sub("#", new), (name, old, new)
+
+
+def test_node_selector_goes_into_every_node_selector(tmp_path: Path) -> None:
+    before = regenerate(copy_thresholds(tmp_path), tmp_path / "before")
+    changed = copy_thresholds(tmp_path, host__node_selector='job="node"')
+    after = regenerate(changed, tmp_path / "after")
+
+    assert moved_lines(before, after).keys() == {"rules/host.yml"}
+    exprs = " ".join(after["rules/host.yml"])
+    selectors = re.findall(r"node_\w+(\{[^}]*\})?", exprs)
+    assert len(selectors) == 9
+    assert all(s.startswith('{job="node"') for s in selectors), selectors
 
 
 # --- promtool --------------------------------------------------------------------
@@ -451,28 +680,18 @@ def test_variants_of_one_alert_differ_in_severity_only() -> None:
         assert len({rule["annotations"]["summary"] for rule in rules}) == 1, name
 
 
-# --- metric names ------------------------------------------------------------------------
-
-
-def exported_names() -> set[str]:
-    """Every readiness_ family the exporter can expose."""
-    core = set(re.findall(r'"(readiness_[a-z_]+)"', inspect.getsource(collector)))
-    kinds = {
-        collector.NAMESPACE + spec.name
-        for kind in PROBES.values()
-        for spec in kind.metrics
-    }
-    return core | kinds
+# --- metric and check names -------------------------------------------------------
 
 
 def referenced_names() -> set[str]:
     exprs = " ".join(rule["expr"] for group in groups() for rule in group["rules"])
-    names = set(re.findall(r"(?<![:\w])(readiness_[a-zA-Z0-9_]+)", exprs))
-    return {re.sub(r"_(bucket|sum|count)$", "", name) for name in names}
+    return set(re.findall(r"(?<![:\w])(readiness_[a-zA-Z0-9_]+)", exprs))
 
 
 def test_rules_use_only_metric_names_the_exporter_exposes() -> None:
-    unknown = referenced_names() - exported_names()
+    names = referenced_names()
+    assert len(names) >= 20, names
+    unknown = names - exposed_metric_names()
     assert not unknown, f"rules use metrics the exporter does not expose: {unknown}"
 
 
@@ -485,17 +704,51 @@ def test_recorded_series_are_defined_before_use() -> None:
     assert used <= recorded
 
 
-def test_rules_use_only_check_names_the_probes_define() -> None:
-    # Check names come from each kind's plan(); they appear there as literals.
-    sources = " ".join(
-        path.read_text(encoding="utf-8")
-        for path in (ROOT / "exporter" / "probes").glob("*.py")
+def test_rules_name_only_declared_checks() -> None:
+    matchers = [
+        m for path in RULE_FILES for m in check_matchers(path.read_text("utf-8"))
+    ]
+    names = [name for m in matchers for name in check_references(*m)]
+    assert len(names) >= 13, names  # found them, so the test cannot pass empty
+    assert undeclared_checks(matchers) == []
+
+
+def test_unit_tests_name_only_declared_checks() -> None:
+    # Series matchers, and the `check` label of the alerts they expect.
+    matchers = [
+        m for path in TEST_FILES for m in check_matchers(path.read_text("utf-8"))
+    ]
+    matchers += [
+        ("=", alert["exp_labels"]["check"])
+        for case in unit_tests()
+        for alert in case.get("exp_alerts") or []
+        if "check" in alert["exp_labels"]
+    ]
+    assert len(matchers) >= 20, matchers
+    assert undeclared_checks(matchers) == []
+
+
+def test_check_name_test_finds_undeclared_and_renamed_checks() -> None:
+    text = (
+        'x{check="cert_expiry_30d"} y{check=~"status_ok|bullmq_.+_depth|backup_.*"}'
+        ' z{check!~"memory_usage"} w{check="bullmq_pdf_depth"}'
     )
-    exprs = " ".join(rule["expr"] for rule in alert_rules())
-    matchers = re.findall(r'\bcheck[!=]~?"([^"]+)"', exprs)
-    names = {
-        name for m in matchers for name in m.split("|") if re.fullmatch(r"\w+", name)
-    }
-    missing = {name for name in names if f'"{name}"' not in sources}
-    assert names
-    assert not missing, f"rules use checks no probe defines: {missing}"
+    assert undeclared_checks(check_matchers(text)) == [
+        "cert_expiry_30d",
+        "backup_.*",
+        "memory_usage",
+    ]
+
+
+def test_runbooks_name_only_declared_checks() -> None:
+    # "the `backup_fresh` check", "`cert_expiry_warning`/`cert_expiry_critical`
+    # checks"; `<queue>` stands for a family's item.
+    text = RUNBOOKS.read_text(encoding="utf-8")
+    mentions = re.findall(r"((?:`[a-z0-9_<>]+`/)*`[a-z0-9_<>]+`) checks?\b", text)
+    names = [
+        re.sub(r"<\w+>", "item", name)
+        for mention in mentions
+        for name in re.findall(r"`([a-z0-9_<>]+)`", mention)
+    ]
+    assert len(names) >= 8, names
+    assert undeclared_checks([("=", name) for name in names]) == []

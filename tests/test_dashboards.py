@@ -7,11 +7,9 @@ exposes, PromQL that promtool parses, JSON files the generator would write.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,10 +17,15 @@ from typing import Any
 import pytest
 import yaml
 
+from alerts.thresholds import load_thresholds
+from exporter.kinds import PROBES
+from grafana.generator.build import render_all, stale_files
 from tests.dashboards import (
     COUNTER_FUNCTIONS,
     DASHBOARDS_DIR,
     ROOT,
+    check_matchers,
+    check_references,
     dashboard_files,
     exposed_families,
     exposed_metric_names,
@@ -33,6 +36,7 @@ from tests.dashboards import (
     metric_names,
     panel_queries,
     substitute,
+    undeclared_checks,
     without_calls,
 )
 
@@ -235,14 +239,31 @@ def test_promql_parses_with_promtool(tmp_path: Path) -> None:
 
 
 def test_thresholds_match_the_alerts() -> None:
-    """The panels that mirror an alert draw its thresholds."""
+    """The panels that mirror an alert draw its thresholds, from thresholds.yml."""
+    t = load_thresholds()
+    latency = t.latency_p95_seconds
     expected: dict[tuple[str, str], set[float]] = {
-        ("readiness-overview", "Readiness score"): {0.70, 0.90},
-        ("readiness-services", "Certificate days left"): {7, 30},
-        ("readiness-services", "Run latency p50 / p95 / p99"): {2, 3, 5},
-        ("readiness-datastores", "Connections in use vs max"): {0.80},
-        ("readiness-datastores", "Redis memory used / maxmemory"): {0.85, 0.90},
-        ("readiness-exporter", "Failure ratio by probe"): {0.01, 0.05},
+        ("readiness-overview", "Readiness score"): {t.score.critical, t.score.warning},
+        ("readiness-services", "Certificate days left"): {
+            t.certificates.critical_days,
+            t.certificates.warning_days,
+        },
+        ("readiness-services", "Run latency p50 / p95 / p99"): {
+            latency.info,
+            latency.warning,
+            latency.critical,
+        },
+        ("readiness-datastores", "Connections in use vs max"): {
+            t.databases.connections_warning
+        },
+        ("readiness-datastores", "Redis memory used / maxmemory"): {
+            t.redis.memory_warning,
+            t.redis.memory_critical,
+        },
+        ("readiness-exporter", "Failure ratio by probe"): {
+            t.errors.warning,
+            t.errors.critical,
+        },
         # Ratios to each probe's own limit: the alerts fire at 1 (100 %).
         ("readiness-workers", "Worker memory vs limit"): {1.0},
         ("readiness-backups", "Newest backup age / max age"): {1.0},
@@ -258,22 +279,42 @@ def test_thresholds_match_the_alerts() -> None:
         assert values <= {step["value"] for step in steps}, key
 
 
-def _generator() -> Any:
-    path = ROOT / "grafana" / "generate_dashboards.py"
-    spec = importlib.util.spec_from_file_location("grafana_generate", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    # Dataclasses look their module up in sys.modules.
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def test_probe_default_limits_match_the_probes() -> None:
+    """Lines at a check's default limit (no alert) follow the kind's config."""
+    defaults = {
+        ("readiness-datastores", "Replica lag"): PROBES["postgres"]
+        .config.model_fields["replica_lag_max"]
+        .default,
+        ("readiness-datastores", "Redis keyspace hit ratio"): PROBES["redis"]
+        .config.model_fields["hit_ratio_min"]
+        .default,
+    }
+    panels = {
+        (path.stem, panel["title"]): panel
+        for path in FILES
+        for panel in iter_panels(load(path))
+    }
+    for key, value in defaults.items():
+        steps = panels[key]["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert value in {step["value"] for step in steps}, key
 
 
 def test_generated_json_is_up_to_date() -> None:
-    generator = _generator()
-    assert generator.stale_files() == [], "run: python grafana/generate_dashboards.py"
-    rendered = set(generator.render_all())
-    assert {path.name for path in FILES} == rendered
+    files = render_all(load_thresholds())
+    assert stale_files(files) == [], "run: python -m grafana.generator"
+    assert {path.name for path in FILES} == set(files)
+
+
+def test_dashboards_name_only_declared_checks() -> None:
+    matchers = [
+        matcher
+        for path in FILES
+        for _, expr in targets(load(path))
+        for matcher in check_matchers(expr)
+    ]
+    names = [name for m in matchers for name in check_references(*m)]
+    assert len(names) >= 2, names  # found them, so the test cannot pass empty
+    assert undeclared_checks(matchers) == []
 
 
 def test_dashboard_provider() -> None:

@@ -39,7 +39,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import demo_environment
-from tests.dashboards import dashboard_files, metric_names, panel_queries
+from tests.dashboards import (
+    dashboard_files,
+    exposed_metric_names,
+    metric_names,
+    panel_queries,
+)
 from tests.servers.monitoring import (
     ALERTMANAGER,
     JSON,
@@ -358,6 +363,12 @@ def _get_text(url: str) -> str:
 
 
 # --- scraping ---------------------------------------------------------------------
+
+
+def test_named_families_are_ones_the_exporter_exposes() -> None:
+    # No stack needed: a renamed metric fails here, not after a minute's run.
+    named = {*SPEC_FAMILIES, REDIS_FAMILY, *(e.metric for e in ALLOWED_EMPTY)}
+    assert not named - exposed_metric_names()
 
 
 def test_prometheus_scrapes_the_exporter(stack: Stack) -> None:

@@ -1,0 +1,1 @@
+"""The bundled Prometheus rules: thresholds model, templates and generator."""

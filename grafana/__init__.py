@@ -1,0 +1,1 @@
+"""The bundled Grafana dashboards and their generator."""
