@@ -1,3 +1,3 @@
 """readiness-exporter: production-readiness checklists as Prometheus metrics."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
