@@ -23,8 +23,8 @@ from prometheus_client.core import (
     Metric,
 )
 
-from exporter.metrics import DaemonStatus, MetricsRenderer
 from exporter.config import parse_config
+from exporter.metrics import DaemonStatus, MetricsRenderer
 from exporter.probes.base import Category, Check, ProbeResult, Reason, Sample, Severity
 from exporter.scheduler import Scheduler
 
@@ -148,8 +148,7 @@ def main() -> None:
     # probes' intervals.
     def render_every_result() -> None:
         for record in records:
-            record.rendered = None
-            ours.render_probe(record)
+            ours.result_arrived(record)
 
     scrape = timed(lambda: "".join(ours.chunks(False)), 5)
     render = timed(render_every_result, 3)

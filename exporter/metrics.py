@@ -170,9 +170,10 @@ class MetricsRenderer:
         )
         # Render each probe as its result arrives: the work is spread over
         # the probes' intervals instead of landing on a scrape.
-        scheduler.subscribe(self._on_result)
+        scheduler.subscribe(self.result_arrived)
 
-    def _on_result(self, record: ProbeRecord) -> None:
+    def result_arrived(self, record: ProbeRecord) -> None:
+        """Render *record* again: it has a new result."""
         self._rendered.pop(record, None)
         self.render_probe(record)
 

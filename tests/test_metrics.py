@@ -10,6 +10,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter import __version__
 from exporter.metrics import DaemonStatus, MetricsRenderer
 from exporter.scheduler import Scheduler
 from tests.conftest import config_from
@@ -89,7 +90,7 @@ async def test_probe_series(scheduler: Scheduler) -> None:
         value(
             text,
             "readiness_build_info",
-            version="0.1.0",
+            version=__version__,
             python_version=__import__("platform").python_version(),
         )
         == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.probes.base import Category, Checks, CheckSpec, Severity, first_line
+from exporter.probes.base import Category, CheckDef, Checks, Severity, first_line
 from exporter.redact import redact
 
 
@@ -28,7 +28,7 @@ def test_redact(text: str, expected: str) -> None:
 
 
 def test_check_details_are_redacted() -> None:
-    checks = Checks([CheckSpec("c", Category.DATA, Severity.INFO)])
+    checks = Checks([CheckDef("c", Category.DATA, Severity.INFO, "A check.")], None)
     checks.record("c", False, "cannot reach postgresql://app:s3cr3t@db/x")
     (check,) = checks.finish()
     assert "s3cr3t" not in check.detail

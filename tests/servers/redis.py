@@ -200,6 +200,7 @@ class RedisServer:
                 "maxclients": "10000",
                 "replica-serve-stale-data": "yes",
                 "tls-auth-clients": "no",
+                "tls-protocols": "TLSv1.2 TLSv1.3",
             }.items():
                 admin.execute_command("CONFIG", "SET", name, value)
             for user in admin.execute_command("ACL", "USERS"):
