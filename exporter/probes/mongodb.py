@@ -408,9 +408,10 @@ def _selection_failure(client: Client) -> Exception:
 
 
 def _short(error: BaseException) -> str:
-    """The driver's message without its timeout settings tail, redacted."""
+    """The driver's message without its timeout settings tail (first_line
+    redacts it)."""
     text = first_line(str(error), limit=400)
-    return redact(_TIMEOUTS_TAIL.sub("", text))[:160] or type(error).__name__
+    return _TIMEOUTS_TAIL.sub("", text)[:160] or type(error).__name__
 
 
 def _looks_like_tls(text: str) -> bool:

@@ -45,7 +45,6 @@ from exporter.probes.base import (
 from exporter.probes.context import Deadline, ProbeContext
 from exporter.probes.shared.secrets import resolve_secret
 from exporter.probes.shared.tls import TlsClientConfig
-from exporter.redact import redact
 
 APPLICATION_NAME = "readiness-exporter"
 
@@ -94,7 +93,8 @@ METRICS = (
     MetricSpec("postgres_in_recovery", "1 when the server is a standby in recovery."),
     MetricSpec(
         "postgres_replica_lag_seconds",
-        "Age of the last replayed transaction on a standby; 0 on a primary.",
+        "Age of the last replayed transaction on a standby; 0 on a primary;"
+        " absent while unknown.",
     ),
     MetricSpec(
         "postgres_server_info",
@@ -290,7 +290,6 @@ async def _connect(
             config.dsn,
             password=password,
             timeout=deadline.remaining(),  # asyncpg's own default is 60 s
-            command_timeout=config.timeout,
             statement_cache_size=0,  # nothing to reuse, and safe behind PgBouncer
             server_settings={"application_name": APPLICATION_NAME},
             **tls,
@@ -440,7 +439,7 @@ async def _close_politely(connection: _Connection, grace: float) -> None:
 
 def _describe(error: BaseException) -> str:
     sqlstate = getattr(error, "sqlstate", None)
-    text = redact(first_line(error))
+    text = first_line(error)
     return f"{text} (SQLSTATE {sqlstate})" if sqlstate else text
 
 

@@ -117,7 +117,7 @@ CHECKS = (
         Category.DATA,
         Severity.WARNING,
         "The newest backup is not empty and at least `size_ratio_min` of the median "
-        "size of the previous 7.",
+        "size of the previous (up to) 7.",
         threshold="size_ratio_min",
     ),
     CheckDef(

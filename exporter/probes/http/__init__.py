@@ -57,7 +57,8 @@ METRICS = (
     ),
     MetricSpec(
         "http_content_length_bytes",
-        "Content-Length of the final reply, or the body size when read in full.",
+        "Content-Length of the final reply, or the body size when read in full;"
+        " absent when a body without a declared length was cut.",
     ),
     MetricSpec(
         "http_body_read_bytes",

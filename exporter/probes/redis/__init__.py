@@ -121,8 +121,9 @@ CHECKS = (
         "eviction_policy",
         Category.PERFORMANCE,
         Severity.WARNING,
-        "maxmemory-policy equals `eviction_policy` (allkeys-lru by default; with "
-        "`bullmq`, bullmq_eviction_policy checks it instead).",
+        "maxmemory-policy equals `eviction_policy` (allkeys-lru by default;"
+        " `null` drops the check; with `bullmq`, bullmq_eviction_policy checks it"
+        " instead).",
         when=lambda config: (
             config.eviction_policy is not None and config.bullmq is None
         ),

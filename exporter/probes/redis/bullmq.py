@@ -113,7 +113,7 @@ CHECKS = (
         Category.PERFORMANCE,
         Severity.WARNING,
         "The queue's jobs not yet started did not grow on each of its last "
-        "`backlog_growth_runs` runs.",
+        "`backlog_growth_runs` runs (for queues with `backlog_growth_runs`).",
         threshold="bullmq.queues[].backlog_growth_runs",
         items=lambda config: _queues(
             config, lambda queue: queue.backlog_growth_runs is not None

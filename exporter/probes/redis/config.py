@@ -4,7 +4,7 @@ and queues must look like."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, get_args
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -14,16 +14,6 @@ from exporter.probes.redis.url import parse_url
 from exporter.probes.shared.secrets import has_secret
 from exporter.probes.shared.tls import TlsClientConfig
 
-EVICTION_POLICIES = (
-    "noeviction",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
-    "volatile-lru",
-    "volatile-lfu",
-    "volatile-random",
-    "volatile-ttl",
-)
 EvictionPolicy = Literal[
     "noeviction",
     "allkeys-lru",
@@ -34,6 +24,7 @@ EvictionPolicy = Literal[
     "volatile-random",
     "volatile-ttl",
 ]
+EVICTION_POLICIES: tuple[str, ...] = get_args(EvictionPolicy)
 
 
 class RedisConfig(BaseProbeConfig):

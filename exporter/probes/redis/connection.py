@@ -45,7 +45,6 @@ from exporter.probes.context import Deadline
 from exporter.probes.redis.config import RedisConfig
 from exporter.probes.redis.url import Target, parse_url
 from exporter.probes.shared.secrets import has_secret, resolve_secret
-from exporter.redact import redact
 
 CLIENT_NAME = "readiness-exporter"
 
@@ -331,7 +330,7 @@ def translate_error(error: Exception, config: RedisConfig) -> BaseException | No
         return None
     target = parse_url(config.url)
     has_password = has_secret(config, "password") or bool(target.password)
-    text = redact(first_line(str(error)))
+    text = first_line(str(error))
     where = target.address
     if isinstance(error, RedisTimeoutError):
         return builtins.TimeoutError(f"{where}: {text}")

@@ -75,7 +75,7 @@ METRICS = (
     ),
     MetricSpec(
         "workers_memory_max_bytes",
-        "The configured memory_max, to draw next to workers_memory_bytes.",
+        "The configured memory_max (when set), to draw next to workers_memory_bytes.",
     ),
     MetricSpec("workers_queue_depth", "Messages or jobs waiting, all items summed."),
     MetricSpec(
