@@ -232,17 +232,12 @@ async def probe(config: HttpConfig, ctx: ProbeContext) -> ProbeResult:
         # samples still worth exporting travel with the failure; the runner
         # classifies the cause.
         window = latencies.add(deadline.budget, config.latency_window)
-        text = (
-            f"no answer within {deadline.budget:g}s"
-            if isinstance(error, TimeoutError)
-            else describe(error)
-        )
         samples = (
             Sample.of("http_status_code", 0),
             *_phase_samples(timer),
             Sample.of("http_latency_p95_seconds", verdicts.p95(window)),
         )
-        raise ProbeError(text, samples=samples) from error
+        raise ProbeError(describe(error, deadline), samples=samples) from error
     latency = time.perf_counter() - started
     window = latencies.add(latency, config.latency_window)
     checks.record(

@@ -321,14 +321,17 @@ async def read_capped(
     return b"".join(chunks)[:limit], size > limit
 
 
-def describe(error: BaseException) -> str:
-    """*error* in one short line for people. aiohttp's connector errors
-    print the SSL context's repr (with a memory address) before their
-    cause, which a cut message then loses; they are written as where and
-    why instead:
+def describe(error: BaseException, deadline: Deadline) -> str:
+    """Why a request got no reply, in one short line for people: a timeout
+    as the budget it ran out of, anything else as its class and words.
+    aiohttp's connector errors print the SSL context's repr (with a memory
+    address) before their cause, which a cut message then loses; they are
+    written as where and why instead:
 
         ClientConnectorSSLError: 127.0.0.1:8443: [SSL: ...] tlsv1 alert ...
     """
+    if isinstance(error, TimeoutError):
+        return f"no answer within {deadline.budget:g}s"
     if isinstance(error, aiohttp.ClientConnectorError):
         cause = str(error.os_error) or type(error.os_error).__name__
         return first_line(f"{type(error).__name__}: {error.host}:{error.port}: {cause}")

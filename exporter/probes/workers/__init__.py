@@ -154,13 +154,9 @@ async def _fetch(
     first = await request(config, url, plain={"Accept": "application/json"})
     try:
         reply = await fetch(session, config, first, ctx.deadline)
-    except TimeoutError as error:
-        raise ProbeError(
-            f"{where}: no answer within {ctx.deadline.budget:g}s"
-        ) from error
-    except (OSError, aiohttp.ClientError) as error:
-        # The runner classifies the cause (connect, tls, protocol).
-        raise ProbeError(f"{where}: {describe(error)}") from error
+    except (OSError, aiohttp.ClientError) as error:  # TimeoutError is an OSError
+        # The runner classifies the cause (timeout, connect, tls, protocol).
+        raise ProbeError(f"{where}: {describe(error, ctx.deadline)}") from error
     if 300 <= reply.status < 400:
         why = (
             "redirect not followed (follow_redirects: false)"
