@@ -17,7 +17,7 @@ import yaml
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from exporter.kinds import PROBES, config_adapter
+from exporter.kinds import PROBES, ProbeKind, config_adapter
 from exporter.probes.base import BaseProbeConfig, Duration, Model
 from exporter.readiness import ScoringConfig
 
@@ -192,6 +192,20 @@ def _unknown_checks(probe: BaseProbeConfig) -> str:
     )
 
 
+def _renamed_overrides(kind: ProbeKind, overrides: object) -> list[str]:
+    """Sentences about overrides naming a fixed former check name, told
+    without a valid config (templated former names need one)."""
+    if not isinstance(overrides, dict):
+        return []
+    return [
+        f"check {old!r} is now {row.name!r} (renamed in 0.2.0)"
+        for row in kind.checks
+        if not row.templated
+        for old in row.formerly
+        if old in overrides and "{item}" not in old
+    ]
+
+
 def _label_clash(probe: BaseProbeConfig) -> list[str]:
     """User labels that a kind-specific series already carries."""
     taken = {label for spec in PROBES[probe.kind].metrics for label in spec.labels}
@@ -236,6 +250,12 @@ def _validate_probes(
                 if kind and loc and loc[0] == raw.get("kind"):
                     detail = {**detail, "loc": loc[1:]}
                 problems.append(f"{label}: {_describe(detail, model)}")
+            if kind is not None:
+                # Said now too, so that an old config is mended in one pass.
+                problems.extend(
+                    f"{label}: field 'checks': {renamed}"
+                    for renamed in _renamed_overrides(kind, raw.get("checks"))
+                )
             continue
         unknown = _unknown_checks(probe)
         if unknown:

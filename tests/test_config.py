@@ -168,6 +168,22 @@ def test_an_override_of_a_renamed_check_names_the_new_one() -> None:
     ]
 
 
+def test_an_old_config_is_told_every_rename_in_one_pass() -> None:
+    """A renamed field and a renamed check of one probe are reported
+    together, so an upgrade needs one round of edits, not two."""
+    problems = problems_of(
+        "probes:\n"
+        "  - {kind: tls, name: c, host: h, warn_days: 30,"
+        " checks: {cert_expiry_30d: {severity: critical}}}\n"
+    )
+    assert problems == [
+        "probe 'c' (probes[0]): field 'warn_days' is now 'days_left_min_warning'"
+        " (renamed in 0.2.0; see the README's changelog)",
+        "probe 'c' (probes[0]): field 'checks': check 'cert_expiry_30d' is now"
+        " 'cert_expiry_warning' (renamed in 0.2.0)",
+    ]
+
+
 def test_check_overrides_must_name_real_checks() -> None:
     problems = problems_of(
         "probes:\n"

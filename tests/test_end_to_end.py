@@ -28,7 +28,6 @@ import datetime
 import signal
 import socket
 import sys
-import time
 import urllib.parse
 import urllib.request
 import warnings
@@ -72,9 +71,10 @@ JOB = "readiness"
 DEMO_READY_WAIT = 60.0
 # Bounded waits for things that take a few scrape/evaluation/group intervals.
 PROPAGATION_WAIT = 30.0
-# After an inhibited warning's critical twin was delivered: several 1 s
-# group_intervals in which a wrongly uninhibited warning would have arrived.
-INHIBITION_SETTLE = 3.0
+# After an inhibited warning's critical twin was delivered: rule evaluations
+# (each followed by a 1 s group_interval) in which a wrongly uninhibited
+# alert would have fired and arrived.
+SETTLE_EVALUATIONS = 3
 
 POSTGRES_PORT, REDIS_PORT = 5432, 6379
 REDIS_FAMILY = "readiness_redis_memory_used_bytes"
@@ -402,6 +402,20 @@ def test_redis_memory_family_is_stored(stack: Stack) -> None:
     assert REDIS_FAMILY in _stored_families(stack.prometheus)
 
 
+def _settle(prometheus: Prometheus, evaluations: int = SETTLE_EVALUATIONS) -> None:
+    """Wait until every rule group was evaluated *evaluations* more times:
+    the window in which an alert that must not fire would have fired. A
+    condition on Prometheus, not a sleep, so a slow machine waits longer."""
+    seen: dict[str, set[str]] = {}
+
+    def enough() -> bool:
+        for group in prometheus.api("rules")["groups"]:
+            seen.setdefault(group["name"], set()).add(group["lastEvaluation"])
+        return bool(seen) and all(len(s) > evaluations for s in seen.values())
+
+    wait_for(enough, PROPAGATION_WAIT, f"{evaluations} more rule evaluations", 0.1)
+
+
 def test_every_bundled_rule_loads_and_evaluates(stack: Stack) -> None:
     def evaluated() -> list[JSON] | None:
         groups: list[JSON] = stack.prometheus.api("rules")["groups"]
@@ -503,7 +517,7 @@ def test_probe_down_fires_for_unreachable_targets_only(stack: Stack) -> None:
         f"{stale} firing",
     )
     # Several 1 s evaluations in which a wrong ProbeDown would have fired.
-    time.sleep(INHIBITION_SETTLE)
+    _settle(prometheus)
     keys = {_key(a) for a in prometheus.alerts()}
     assert ("ReadinessProbeDown", "critical", STALE_BACKUPS) not in keys
     if not _port_open(MONGO_PORT):
@@ -528,7 +542,7 @@ def test_warning_with_firing_critical_twin_is_inhibited(stack: Stack) -> None:
         PROPAGATION_WAIT,
         f"{INHIBITED_PAIR} warning inhibited",
     )
-    time.sleep(INHIBITION_SETTLE)
+    _settle(stack.prometheus)
     twins = _warnings_with_critical_twin(_firing(stack.prometheus))
     assert (alertname, "warning", probe) in {_key(a) for a in twins}
     inhibited = {_twin_labels(a["labels"]) for a in twins}
@@ -553,7 +567,7 @@ def test_unreachable_target_pages_once_as_probe_down(stack: Stack) -> None:
         PROPAGATION_WAIT,
         f"{INHIBITED_PAIR} critical inhibited by ReadinessProbeDown",
     )
-    time.sleep(INHIBITION_SETTLE)
+    _settle(stack.prometheus)
     delivered = {_key(a) for a in stack.sink.alerts(pager)}
     assert (alertname, "critical", probe) not in delivered
 
