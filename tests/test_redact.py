@@ -21,6 +21,14 @@ from exporter.redact import redact
         ('{"password": "hunter2", "user": "u"}', '{"password": ***, "user": "u"}'),
         ("token: abc123", "token: ***"),
         ("https://example.com/health", "https://example.com/health"),
+        ("http://h:8080/path?x=1", "http://h:8080/path?x=1"),
+        # A base64 password holds `/`.
+        ("postgresql://app:ab/c+d=@db:5432/x", "postgresql://app:***@db:5432/x"),
+        ("?access_token=abc&x=1", "?access_token=***&x=1"),
+        ("client_secret: s3", "client_secret: ***"),
+        ("PGPASSWORD=s3cret psql", "PGPASSWORD=*** psql"),
+        ("Authorization: Bearer eyJhbGciOi.J9", "Authorization: Bearer ***"),
+        ("Authorization: Basic b3BzOnBhNTU=", "Authorization: Basic ***"),
     ],
 )
 def test_redact(text: str, expected: str) -> None:

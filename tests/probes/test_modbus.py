@@ -469,6 +469,34 @@ async def test_a_request_queued_behind_another_gets_what_is_left(
     assert wait is not None and wait > 0
 
 
+async def test_a_short_limit_of_one_probe_does_not_cut_another_probes_request(
+    modbus: StartModbus, shared: SharedResources
+) -> None:
+    """The shared client once kept the timeout of the run that connected
+    it: a probe with a 100 ms request_timeout made every later request on
+    the gateway give up after 100 ms, whatever that probe's own limit."""
+    quick = holding(0, [1], id=1)
+    slow = holding(0, [2], id=2, action=slow_device(0.3))
+    server = await modbus([quick, slow])
+    impatient = modbus_config(
+        server.port, [reg("a", 0)], unit=1, name="u1", request_timeout="100ms"
+    )
+    patient = modbus_config(
+        server.port,
+        [reg("b", 0)],
+        unit=2,
+        name="u2",
+        timeout="3s",
+        request_timeout="1s",
+    )
+    assert (await run_once(impatient, shared)).success  # it opens the connection
+
+    result = await run_once(patient, shared)
+
+    assert result.success, result.error
+    assert value_of(result, "b") == 2
+
+
 # --- one gateway, many devices -------------------------------------------------------
 
 

@@ -566,6 +566,41 @@ async def test_silent_server_is_timeout() -> None:
     assert result.duration_seconds < 3  # finished within the probe timeout
 
 
+async def test_a_server_silent_on_a_later_handshake_keeps_the_first_verdicts(
+    ca: trustme.CA, ca_file: Path
+) -> None:
+    """Only the first of the run's handshakes is answered: the certificate
+    it showed is still judged, and the handshakes that got no answer fail
+    their own checks as not evaluated, instead of the whole run timing out."""
+    tls = server_context(issue(ca))
+    handshakes = 0
+
+    async def first_only(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        nonlocal handshakes
+        handshakes += 1
+        if handshakes == 1:
+            await writer.start_tls(tls)
+        await _hold_until_eof(reader, writer)
+
+    async with serve(None, first_only) as port:
+        result = await run(
+            host="127.0.0.1",
+            port=port,
+            timeout=1,
+            tls_config=trusting(ca_file, server_name=NAMES[0]),
+        )
+    checks = {c.name: c for c in result.checks}
+    assert checks["cert_valid_now"].passed
+    assert checks["hostname_matches"].passed
+    assert not checks["chain_verifies"].passed
+    assert "not evaluated: the verifying handshake: TLS handshake: no answer" in (
+        checks["chain_verifies"].detail
+    )
+    assert result.reason is Reason.CHECK  # chain_verifies is critical
+
+
 async def test_plain_text_server_is_tls_failure() -> None:
     async def answer_http(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter

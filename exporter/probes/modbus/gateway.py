@@ -100,6 +100,11 @@ def quiet_pymodbus() -> None:
         library_logger.setLevel(logging.CRITICAL)
 
 
+# Longer than any run may take: pymodbus's own timer must never be the one
+# that fires (see Gateway._connected_client).
+_CLIENT_TIMEOUT = 3600.0
+
+
 def _new_client(
     endpoint: Endpoint, timeout: float, on_connect: Callable[[bool], None]
 ) -> Client:
@@ -191,11 +196,12 @@ class Gateway:
         if self._client is not None and self._client.connected:
             return self._client
         self._drop()
-        # pymodbus's own timer matches ours; ours, around each request, is
-        # what holds when probes with other timeouts share the connection.
+        # Our timers, around the connect and each request, bound the time:
+        # the client is shared by probes with other limits, and pymodbus
+        # keeps the timeout it was built with for every later request.
         client = _new_client(
             self.endpoint,
-            within,
+            _CLIENT_TIMEOUT,
             functools.partial(self._connection_changed, self._generation),
         )
         try:

@@ -393,6 +393,9 @@ async def _verify(
     except ssl.SSLCertVerificationError as error:
         why = error.verify_message or error.reason or "verification failed"
         return False, f"{why} (trusting {store})"
+    except TimeoutError as error:
+        # The first handshake got through: what it showed still counts.
+        return False, f"not evaluated: the verifying handshake: {error}"
     except (ssl.SSLError, HandshakeFailed) as error:
         return False, f"verifying handshake failed: {first_line(error)}"
     return True, f"chain verifies (trusting {store})"
@@ -417,6 +420,10 @@ async def _legacy_refused(
         return True, f"refused ({error.reason or 'handshake failed'})"
     except HandshakeFailed:
         return True, "refused (connection closed during the handshake)"
+    except TimeoutError as error:
+        # A server that leaves an old handshake unanswered has not accepted
+        # it, but has not refused it either.
+        return False, f"not evaluated: the TLS 1.0/1.1 handshake: {error}"
     return False, f"server accepted {shown.version}"
 
 
@@ -439,19 +446,29 @@ async def _handshake(
 async def _tls_connection(
     config: TlsConfig, context: ssl.SSLContext, server_name: str, deadline: Deadline
 ) -> AsyncIterator[tuple[ssl.SSLObject, float]]:
-    reader, writer = await asyncio.open_connection(config.host, config.port)
+    try:
+        async with asyncio.timeout_at(deadline.loop_time()):
+            reader, writer = await asyncio.open_connection(config.host, config.port)
+    except TimeoutError:
+        raise TimeoutError(f"connect: no answer within {deadline.budget:g}s") from None
     try:
         if config.starttls == "postgres":
-            await _postgres_ssl_request(reader, writer)
+            await _postgres_ssl_request(reader, writer, deadline)
         started = time.perf_counter()
         try:
-            await writer.start_tls(
-                context,
-                server_hostname=server_name,
-                # Above the run's timeout, so a silent server is "timeout".
-                ssl_handshake_timeout=config.timeout + 1.0,
-            )
-        except (ssl.SSLError, TimeoutError):
+            # Our own timer, not asyncio's ssl_handshake_timeout, which ends
+            # a slow handshake as ConnectionAbortedError, read as tls.
+            async with asyncio.timeout_at(deadline.loop_time()):
+                await writer.start_tls(
+                    context,
+                    server_hostname=server_name,
+                    ssl_handshake_timeout=deadline.timeout + 1.0,
+                )
+        except TimeoutError:
+            raise TimeoutError(
+                f"TLS handshake: no answer within {deadline.budget:g}s"
+            ) from None
+        except ssl.SSLError:
             raise
         except OSError as error:
             raise HandshakeFailed(
@@ -464,13 +481,18 @@ async def _tls_connection(
 
 
 async def _postgres_ssl_request(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, deadline: Deadline
 ) -> None:
     """Ask a PostgreSQL server to switch to TLS; it answers one byte."""
     writer.write(POSTGRES_SSL_REQUEST)
-    await writer.drain()
     try:
-        answer = await reader.readexactly(1)
+        async with asyncio.timeout_at(deadline.loop_time()):
+            await writer.drain()
+            answer = await reader.readexactly(1)
+    except TimeoutError:
+        raise TimeoutError(
+            f"SSLRequest: no answer within {deadline.budget:g}s"
+        ) from None
     except asyncio.IncompleteReadError:
         raise ProtocolError(
             "the server closed the connection instead of answering the SSLRequest"
