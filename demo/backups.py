@@ -33,14 +33,30 @@ def _mongodump_archive(rng: random.Random, size: int) -> bytes:
 
 
 def _pg_dump(rng: random.Random, rows: int) -> bytes:
+    # The shape of a current pg_dump (15.14+): \restrict at the top, the
+    # same key in \unrestrict after the footer.
     lines = [
         b"--",
         b"-- PostgreSQL database dump",
         b"--",
+        b"",
+        b"\\restrict demo0key",
+        b"",
         b"COPY public.jobs FROM stdin;",
     ]
     lines += [f"{n}\tjob-{rng.randrange(10**6)}\tdone".encode() for n in range(rows)]
-    lines += [b"\\.", b"--", b"-- PostgreSQL database dump complete", b"--", b""]
+    lines += [
+        b"\\.",
+        b"",
+        b"",
+        b"--",
+        b"-- PostgreSQL database dump complete",
+        b"--",
+        b"",
+        b"\\unrestrict demo0key",
+        b"",
+        b"",
+    ]
     return gzip.compress(b"\n".join(lines), mtime=0)
 
 

@@ -7,11 +7,14 @@ import gzip
 import io
 import os
 import re
+import shutil
+import subprocess
 import tarfile
 import time
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ import pytest
 
 from exporter.kinds import PROBES
 from exporter.probes.backup import BackupConfig, _verify_seconds
+from exporter.probes.backup.integrity import verify_archive
 from exporter.probes.base import ProbeResult, Reason
 from exporter.probes.context import Deadline, ProbeContext, SharedResources
 from tests.helpers import (
@@ -31,6 +35,7 @@ from tests.helpers import (
     sample,
     verdicts,
 )
+from tests.servers.postgres import BinariesMissing, start_cluster
 
 DAY = 86400.0
 MONGODUMP_MAGIC = (0x8199E26D).to_bytes(4, "little")
@@ -660,3 +665,305 @@ def test_the_checks_table_plans_what_plan_did() -> None:
         config = backup_config(Path("/var/backups"), **fields)
         planned = [spec.name for spec in PROBES["backup"].plan(config)]
         assert planned == always + extra, fields
+
+
+# --- pg_dump, from the fixture server's own pg_dump -----------------------------------
+
+
+@dataclass(frozen=True)
+class PgDumps:
+    """Dumps of one database, made by the fixture server's pg_dump."""
+
+    version: str
+    plain: bytes
+    custom: bytes  # written to a file: the TOC holds each block's offset
+    custom_piped: bytes  # written to a pipe: no offsets
+    directory: Path
+    cluster_plain: bytes
+
+
+PG_SETUP_SQL = """
+CREATE TABLE orders (id int PRIMARY KEY, note text);
+INSERT INTO orders SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 20000) g;
+CREATE TABLE empty_one (a int);
+SELECT lo_from_bytea(0, convert_to(repeat('large object ', 500), 'UTF8'));
+"""
+
+
+@pytest.fixture(scope="module")
+def pg_dumps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgDumps]:
+    try:
+        cluster = start_cluster()
+    except BinariesMissing as missing:
+        pytest.skip(str(missing))
+    try:
+        cluster.client("psql", "-v", "ON_ERROR_STOP=1", "-c", PG_SETUP_SQL, "postgres")
+        made = tmp_path_factory.mktemp("pg")
+        cluster.dump(made / "dump.dir", "-Fd")
+        cluster.dump(made / "custom.dump", "-Fc")
+        yield PgDumps(
+            version=subprocess.run(
+                [str(cluster.bin_dir / "pg_dump"), "--version"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip(),
+            plain=cluster.client("pg_dump", "postgres"),
+            custom=(made / "custom.dump").read_bytes(),
+            custom_piped=cluster.client("pg_dump", "-Fc", "postgres"),
+            directory=made / "dump.dir",
+            cluster_plain=cluster.client("pg_dumpall"),
+        )
+    finally:
+        cluster.destroy()
+
+
+def set_age(path: Path, age_seconds: float) -> None:
+    """Date *path*, and every file below it, *age_seconds* ago."""
+    stamp = time.time() - age_seconds
+    for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        os.utime(item, (stamp, stamp))
+
+
+def pg_backup(tmp_path: Path, pg_dumps: PgDumps, form: str, cut: bool) -> Path:
+    """The newest backup of a one-day set, in *form*, whole or cut short."""
+    if form == "directory":
+        target = tmp_path / "backup_1"
+        shutil.copytree(pg_dumps.directory, target)
+        if cut:  # the table's data file, cut in half
+            data = max(target.glob("*.dat*"), key=lambda p: p.stat().st_size)
+            data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+        set_age(target, 3600)
+        return target
+    content = {
+        "plain": pg_dumps.plain,
+        "gzip": gzip.compress(pg_dumps.plain),
+        "custom": pg_dumps.custom,
+        "custom-piped": pg_dumps.custom_piped,
+    }[form]
+    if cut:
+        content = content[: len(content) // 2]
+    return write_backup(tmp_path / "backup_1", content, 3600)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("form", "says"),
+    [
+        ("plain", "backup_1: pg_dump.sql read to the end"),
+        ("gzip", "backup_1: pg_dump.sql.gz read to the end"),
+        ("custom", "backup_1: pg_dump custom archive 1.1"),
+        ("custom-piped", "backup_1: pg_dump custom archive 1.1"),
+        ("directory", "backup_1: pg_dump directory 1.1"),
+    ],
+)
+async def test_real_pg_dump_passes_integrity(
+    tmp_path: Path, pg_dumps: PgDumps, form: str, says: str
+) -> None:
+    pg_backup(tmp_path, pg_dumps, form, cut=False)
+    result = await run(backup_config(tmp_path, retention="1d"))
+    assert result.success, (pg_dumps.version, result.checks)
+    assert verdicts(result)["backup_integrity"] is True
+    assert figure(result, "backup_verify_success") == 1
+    assert figure(result, "backup_files") == 1
+    assert says in detail(result, "backup_integrity")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("form", "says"),
+    [
+        ("plain", "does not end with its 'dump complete' footer"),
+        ("gzip", "gz: truncated"),
+        ("custom", "the archive ends inside the data of TABLE DATA public orders"),
+        (
+            "custom-piped",
+            "the archive ends inside the data of TABLE DATA public orders",
+        ),
+        ("directory", "the data of TABLE DATA public orders, is cut short"),
+    ],
+)
+async def test_real_pg_dump_cut_short_fails_integrity(
+    tmp_path: Path, pg_dumps: PgDumps, form: str, says: str
+) -> None:
+    pg_backup(tmp_path, pg_dumps, form, cut=True)
+    result = await run(backup_config(tmp_path, retention="1d"))
+    assert not result.success
+    assert result.reason is Reason.CHECK
+    assert verdicts(result)["backup_integrity"] is False
+    assert "truncated" in detail(result, "backup_integrity")
+    assert says in detail(result, "backup_integrity")
+    assert figure(result, "backup_verify_success") == 0
+
+
+@pytest.mark.integration
+def test_the_fixture_pg_dump_writes_unrestrict(pg_dumps: PgDumps) -> None:
+    # What made every current pg_dump fail: the line after the footer.
+    footer = pg_dumps.plain.rindex(b"-- PostgreSQL database dump complete")
+    assert pg_dumps.plain[footer:].split(b"\n")[3].startswith(b"\\unrestrict "), (
+        pg_dumps.version
+    )
+
+
+@pytest.mark.integration
+async def test_a_gzipped_dump_cut_before_unrestrict_fails(
+    tmp_path: Path, pg_dumps: PgDumps
+) -> None:
+    # A whole gzip stream around a dump that lost only its last line.
+    cut = pg_dumps.plain[: pg_dumps.plain.rindex(b"\\unrestrict ")]
+    write_backup(tmp_path / "backup_1.sql.gz", gzip.compress(cut), 3600)
+    result = await run(backup_config(tmp_path, retention="1d"))
+    assert "starts with \\restrict but ends without its \\unrestrict line" in detail(
+        result, "backup_integrity"
+    )
+
+
+@pytest.mark.integration
+async def test_real_pg_dumpall_passes_and_fails_when_cut(
+    tmp_path: Path, pg_dumps: PgDumps
+) -> None:
+    write_backup(tmp_path / "backup_1.sql", pg_dumps.cluster_plain, 3600)
+    result = await run(backup_config(tmp_path, retention="1d"))
+    assert verdicts(result)["backup_integrity"] is True, result.checks
+    assert "pg_dumpall.sql" in detail(result, "backup_integrity")
+    cut = pg_dumps.cluster_plain[:-20]
+    write_backup(tmp_path / "backup_1.sql", cut, 3600)
+    result = await run(backup_config(tmp_path, retention="1d"))
+    assert "truncated: pg_dumpall text does not end" in detail(
+        result, "backup_integrity"
+    )
+
+
+@pytest.mark.integration
+async def test_custom_format_cut_anywhere_fails(
+    tmp_path: Path, pg_dumps: PgDumps
+) -> None:
+    # Header, TOC, inside a block, at a block boundary: every cut is caught.
+    whole = pg_dumps.custom
+    for cut in [0, 10, 200, len(whole) // 3, len(whole) - 5, len(whole) - 1]:
+        write_backup(tmp_path / "backup_1.dump", whole[:cut], 3600)
+        verdict = verify_archive(
+            tmp_path / "backup_1.dump", max_bytes=1 << 30, seconds=10
+        )
+        assert not verdict.ok, cut
+        assert "truncated" in verdict.detail or verdict.detail == "empty file", (
+            cut,
+            verdict.detail,
+        )
+    ends = [m.start() for m in re.finditer(b"\x01\x01\x00\x00\x00", whole)]
+    assert ends, "no data block found"  # a block header: BLK_DATA, dump id
+    write_backup(tmp_path / "backup_1.dump", whole[: ends[-1]], 3600)
+    verdict = verify_archive(tmp_path / "backup_1.dump", max_bytes=1 << 30, seconds=10)
+    assert not verdict.ok
+
+
+@pytest.mark.integration
+def test_a_custom_archive_moved_inside_fails_its_offsets(
+    tmp_path: Path, pg_dumps: PgDumps
+) -> None:
+    # The TOC of a seekable dump says where each block starts; a block
+    # elsewhere (bytes lost in the middle, not at the end) is caught.
+    whole = pg_dumps.custom
+    at = whole.rindex(b"\x01\x01\x00\x00\x00")  # a block header near the end
+    damaged = whole[: at - 7] + whole[at:]
+    write_backup(tmp_path / "backup_1.dump", damaged, 3600)
+    verdict = verify_archive(tmp_path / "backup_1.dump", max_bytes=1 << 30, seconds=10)
+    assert not verdict.ok
+    assert "corrupt" in verdict.detail, verdict.detail
+
+
+@pytest.mark.integration
+def test_archive_version_1_15_headers_are_read(
+    tmp_path: Path, pg_dumps: PgDumps
+) -> None:
+    # PostgreSQL 16 (archive 1.15) writes the compression algorithm as one
+    # byte where 15 wrote a level as an integer: the same archive, so told.
+    old = pg_dumps.custom_piped
+    assert old[5:8] == b"\x01\x0e\x00", "the fixture's pg_dump is not 1.14"
+    level = int.from_bytes(old[12:16], "little") * (-1 if old[11] else 1)
+    algorithm = b"\x00" if level == 0 else b"\x01"  # none, gzip
+    newer = old[:6] + b"\x0f" + old[7:11] + algorithm + old[16:]
+    write_backup(tmp_path / "backup_1.dump", newer, 3600)
+    verdict = verify_archive(tmp_path / "backup_1.dump", max_bytes=1 << 30, seconds=10)
+    assert verdict.ok, verdict.detail
+    assert "pg_dump custom archive 1.15.0" in verdict.detail
+
+
+@pytest.mark.integration
+async def test_custom_format_inside_gzip_is_read_through(
+    tmp_path: Path, pg_dumps: PgDumps
+) -> None:
+    # `pg_dump -Fc | gzip`: the archive inside is walked, not only the gzip.
+    write_backup(tmp_path / "backup_1.gz", gzip.compress(pg_dumps.custom), 3600)
+    result = await run(backup_config(tmp_path, retention="1d"))
+    assert verdicts(result)["backup_integrity"] is True, result.checks
+    assert "pg_dump.custom.gz" in detail(result, "backup_integrity")
+    cut = gzip.compress(pg_dumps.custom[: len(pg_dumps.custom) // 2])
+    write_backup(tmp_path / "backup_1.gz", cut, 3600)
+    result = await run(backup_config(tmp_path, retention="1d"))
+    assert "pg_dump.custom.gz: truncated" in detail(result, "backup_integrity")
+
+
+# --- directories as backups ---------------------------------------------------------------
+
+
+@pytest.mark.integration
+async def test_a_pg_dump_directory_is_one_backup(
+    tmp_path: Path, pg_dumps: PgDumps
+) -> None:
+    for age_days in (0.1, 1.1, 2.1):
+        target = tmp_path / f"backup_{10 - int(age_days)}"
+        shutil.copytree(pg_dumps.directory, target)
+        set_age(target, age_days * DAY)
+    newest = tmp_path / "backup_10"
+    (newest / "toc.dat").touch()  # the newest file decides the mtime
+    os.utime(newest / "toc.dat", (time.time() - 7200, time.time() - 7200))
+    result = await run(backup_config(tmp_path, retention="3d"))
+    assert result.success, result.checks
+    assert figure(result, "backup_files") == 3
+    sizes = sum(p.stat().st_size for p in newest.iterdir())
+    assert figure(result, "backup_newest_size_bytes") == sizes
+    assert figure(result, "backup_newest_timestamp_seconds") == pytest.approx(
+        time.time() - 7200, abs=5
+    )
+    assert "backup_10: pg_dump directory" in detail(result, "backup_integrity")
+    ignored = await run(backup_config(tmp_path, retention="3d", directories="ignore"))
+    assert figure(ignored, "backup_files") == 0
+
+
+async def test_a_pg_dump_directory_without_toc_is_unfinished(tmp_path: Path) -> None:
+    # pg_dump -Fd writes toc.dat last: data files alone are a dump in progress.
+    target = tmp_path / "backup_1"
+    target.mkdir()
+    (target / "3344.dat.gz").write_bytes(gzip.compress(b"1\tx\n\\.\n\n\n"))
+    set_age(target, 5)
+    result = await run(backup_config(tmp_path, retention="1d"))
+    assert "1 still being written" in detail(result, "backup_fresh")
+    set_age(target, 3600)
+    result = await run(backup_config(tmp_path, retention="1d"))
+    assert "no toc.dat: pg_dump writes it last" in detail(result, "backup_integrity")
+
+
+async def test_other_directories_count_when_configured(tmp_path: Path) -> None:
+    for age_days in (0.1, 1.1):
+        folder = tmp_path / f"backup_{10 - int(age_days)}"
+        folder.mkdir()
+        (folder / "db.archive").write_bytes(mongodump_gz())
+        (folder / "nested").mkdir()
+        (folder / "nested" / "files.tar.gz").write_bytes(tar_gz())
+        set_age(folder, age_days * DAY)
+    default = await run(backup_config(tmp_path, retention="2d"))
+    assert figure(default, "backup_files") == 0  # not pg_dump directories
+    result = await run(backup_config(tmp_path, retention="2d", directories="all"))
+    assert result.success, result.checks
+    assert figure(result, "backup_files") == 2
+    assert "directory of 2 files (1 mongodump.gz, 1 tar.gz)" in detail(
+        result, "backup_integrity"
+    )
+    broken = tmp_path / "backup_10" / "nested" / "files.tar.gz"
+    broken.write_bytes(tar_gz()[:300])
+    set_age(tmp_path / "backup_10", 0.1 * DAY)
+    result = await run(backup_config(tmp_path, retention="2d", directories="all"))
+    assert "backup_10: nested/files.tar.gz: gz: truncated" in detail(
+        result, "backup_integrity"
+    )

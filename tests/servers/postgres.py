@@ -130,6 +130,38 @@ class PostgresCluster:
             f"&port={self.port}"
         )
 
+    def client(self, program: str, *args: str) -> bytes:
+        """Run this installation's *program* (pg_dump, psql, ...) as the
+        superuser over the unix socket; its standard output."""
+        argv = [
+            str(self.bin_dir / program),
+            *("-h", str(self.socket_dir), "-p", str(self.port), "-U", SUPERUSER),
+            *args,
+        ]
+        completed = subprocess.run(
+            _as_server_user(argv), capture_output=True, check=False
+        )
+        if completed.returncode != 0:
+            raise RuntimeError(
+                f"{program} failed: {completed.stderr.decode(errors='replace')[-2000:]}"
+            )
+        return completed.stdout
+
+    def dump(self, target: Path, *args: str) -> None:
+        """`pg_dump -f` of the postgres database into *target* (a file, or a
+        directory with `-Fd`), which must not exist: written as the server
+        user into a scratch directory, then copied."""
+        scratch = Path(tempfile.mkdtemp(prefix="readiness-pg-dump-"))
+        try:
+            _chown_to_server_user(scratch)
+            self.client("pg_dump", "-f", str(scratch / "dump"), *args, "postgres")
+            if (scratch / "dump").is_dir():
+                shutil.copytree(scratch / "dump", target)
+            else:
+                shutil.copy2(scratch / "dump", target)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
     def _pg_ctl(self, *args: str) -> None:
         argv = [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *args]
         completed = subprocess.run(

@@ -1,7 +1,9 @@
-"""The backup kind: a set of backup files in one directory, judged.
+"""The backup kind: a set of backups in one directory or bucket prefix, judged.
 
-Is the newest backup fresh, does the set cover its retention window without
-gaps, was old stuff cleaned up, is the newest not suspiciously small, and can
+A backup is a file, a pg_dump directory-format dump (a directory counted as
+one backup), or an object below an S3 prefix. Is the newest backup fresh,
+does the set cover its retention window without gaps, was old stuff cleaned
+up, is the newest not suspiciously small, and can
 it be read end to end. Series never vanish: with no backups they read 0.
 
 readiness_backup_newest_timestamp_seconds{probe="mongodb-backups"} 1.7040672e+09
@@ -19,31 +21,43 @@ import math
 import statistics
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from exporter.probes.backup import pgdump, s3
 from exporter.probes.backup.config import DAY, BackupConfig
 from exporter.probes.backup.integrity import (
+    HEAD,
     Verdict,
     looks_encrypted,
     read_head,
     sniff,
     verify_archive,
+    verify_stream,
 )
 from exporter.probes.backup.listing import (
     BackupFile,
     Listing,
     changed,
     scan_backup_set,
+    settle,
 )
 from exporter.probes.base import (
     Category,
     CheckDef,
     Checks,
     MetricSpec,
+    ProbeError,
     ProbeResult,
     Sample,
     Severity,
 )
 from exporter.probes.context import ProbeContext
+from exporter.probes.shared.secrets import resolve_secret
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
 
 __all__ = ["CHECKS", "METRICS", "BackupConfig", "probe"]
 
@@ -71,11 +85,13 @@ METRICS = (
         "Modification time of the oldest finished backup; 0 when there is none.",
     ),
     MetricSpec(
-        "backup_files", "Files matching the glob, those being written included."
+        "backup_files",
+        "Backups (files, dump directories or objects) matching the glob, those"
+        " being written included.",
     ),
     MetricSpec(
         "backup_total_size_bytes",
-        "Bytes in all files matching the glob, those being written included.",
+        "Bytes in all backups matching the glob, those being written included.",
     ),
     MetricSpec(
         "backup_verify_success",
@@ -167,6 +183,8 @@ def _nothing(config: BackupConfig, listing: Listing) -> str:
         return f"directory {config.path} does not exist"
     if listing.writing:
         return f"no finished backup; {len(listing.writing)} still being written"
+    if config.s3 is not None:
+        return f"no object matches {config.glob!r} in {config.location}"
     return f"no file matches {config.glob!r} in {config.path}"
 
 
@@ -277,63 +295,128 @@ def judge_size(config: BackupConfig, listing: Listing) -> tuple[bool, str]:
 
 class VerifyMemory:
     """The last conclusive verdict, so each archive is read once, not on
-    every run; one cut short by a budget is tried again next run."""
+    every run; one cut short by a budget is tried again next run. Also the
+    series of the last listing, kept when a listing fails."""
 
     def __init__(self) -> None:
-        self.identity: tuple[int, int, int, int] | None = None
+        self.identity: object = None
         self.verdict: Verdict | None = None
+        self.samples: tuple[Sample, ...] | None = None
 
 
 async def verify_newest(
-    config: BackupConfig, newest: BackupFile, memory: VerifyMemory, seconds: float
+    config: BackupConfig,
+    ctx: ProbeContext,
+    newest: BackupFile,
+    memory: VerifyMemory,
+    seconds: float,
 ) -> Verdict:
-    """The verdict on *newest*, from memory if that exact file was read;
+    """The verdict on *newest*, from memory if that exact backup was read;
     a new read takes at most *seconds*."""
     if memory.identity == newest.identity and memory.verdict is not None:
         return memory.verdict
-    verdict = await _verify_in_thread(config, newest, seconds)
-    if await asyncio.to_thread(changed, newest):
-        return Verdict(
-            False, verdict.format, "changed while being read; retried next run"
-        )
+    if config.s3 is not None:
+        client = await _s3_client(config, ctx)
+        verdict = await _verify_object(config, client, newest, seconds)
+    else:
+        verdict = await _verify_in_thread(config, newest, seconds)
+        # A GET of an object is conditional on its ETag; a file is checked.
+        if await asyncio.to_thread(changed, newest):
+            return Verdict(
+                False, verdict.format, "changed while being read; retried next run"
+            )
     if verdict.conclusive:
         memory.identity, memory.verdict = newest.identity, verdict
     return verdict
 
 
-async def _verify_in_thread(
-    config: BackupConfig, newest: BackupFile, seconds: float
-) -> Verdict:
-    """Run the verifier in a worker thread that stops when this run does.
+async def _in_thread(read: Callable[[threading.Event], Verdict]) -> Verdict:
+    """Run a verifier in a worker thread that stops when this run does.
 
     Cancelling the await does not stop the thread, and shutdown waits for
     it; the event makes it give up at its next chunk instead.
     """
     stop = threading.Event()
     try:
-        return await asyncio.to_thread(
-            verify_archive,
-            newest.path,
-            max_bytes=config.verify_max_bytes,
-            seconds=seconds,
-            stop=stop,
-        )
+        return await asyncio.to_thread(read, stop)
     except asyncio.CancelledError:
         stop.set()
         raise
 
 
-async def judge_encrypted(newest: BackupFile) -> tuple[bool, str]:
+async def _verify_in_thread(
+    config: BackupConfig, newest: BackupFile, seconds: float
+) -> Verdict:
+    assert newest.path is not None  # noqa: S101 (a local backup has a path)
+    path = newest.path
+    return await _in_thread(
+        lambda stop: verify_archive(
+            path, max_bytes=config.verify_max_bytes, seconds=seconds, stop=stop
+        )
+    )
+
+
+async def _verify_object(
+    config: BackupConfig, client: S3Client, newest: BackupFile, seconds: float
+) -> Verdict:
+    """Stream the object into the verifiers, which read it in a thread."""
+    assert config.s3 is not None  # noqa: S101 (only for an s3 location)
+    bucket = config.s3.bucket
+    loop = asyncio.get_running_loop()
+    ends = time.monotonic() + seconds
+
+    def read(stop: threading.Event) -> Verdict:
+        bridge = s3.LoopBridge(loop, ends, stop)
+        return verify_stream(
+            lambda: s3.ObjectReader(bridge, client, bucket, newest),
+            newest.size,
+            max_bytes=config.verify_max_bytes,
+            seconds=seconds,
+            stop=stop,
+        )
+
+    return await _in_thread(read)
+
+
+async def judge_encrypted(
+    config: BackupConfig, ctx: ProbeContext, newest: BackupFile
+) -> tuple[bool, str]:
     """The newest backup does not start like a plain archive, dump or text."""
     try:
-        head = await asyncio.to_thread(read_head, newest.path)
-    except OSError as error:
-        return False, f"cannot read {newest.name}: {type(error).__name__}"
+        if newest.directory:
+            assert newest.path is not None  # noqa: S101 (directories are local)
+            return await asyncio.to_thread(
+                _directory_encrypted, newest.name, newest.path
+            )
+        if config.s3 is not None:
+            client = await _s3_client(config, ctx)
+            head = await s3.read_object_head(
+                client, config.s3.bucket, newest, HEAD, ctx.deadline
+            )
+        else:
+            assert newest.path is not None  # noqa: S101 (a local backup has a path)
+            head = await asyncio.to_thread(read_head, newest.path)
+    except (OSError, *s3.S3_ERRORS) as error:
+        return False, f"cannot read {newest.name}: {s3.classify(error)[1]}"
     if looks_encrypted(head):
         return True, f"{newest.name} looks encrypted"
     outer = sniff(head)
     shown = "text or low-entropy data" if outer == "unknown" else outer
     return False, f"{newest.name} is plain {shown}"
+
+
+def _directory_encrypted(name: str, directory: Path) -> tuple[bool, str]:
+    """Every file of a directory backup looks encrypted."""
+    files = sorted(path for path in directory.rglob("*") if path.is_file())
+    if pgdump.is_pg_dump_directory([p.name for p in files if p.parent == directory]):
+        return False, f"{name} is a plain pg_dump directory"
+    for path in files:
+        head = read_head(path)
+        if not looks_encrypted(head):
+            outer = sniff(head)
+            shown = "text or low-entropy data" if outer == "unknown" else outer
+            return False, f"{name}/{path.relative_to(directory)} is plain {shown}"
+    return bool(files), f"{name}: {len(files)} file(s), all look encrypted"
 
 
 # --- the probe ---------------------------------------------------------------------
@@ -367,12 +450,54 @@ def _verify_seconds(config: BackupConfig, ctx: ProbeContext) -> float:
     return share if config.verify_timeout is None else min(config.verify_timeout, share)
 
 
+async def _s3_client(config: BackupConfig, ctx: ProbeContext) -> S3Client:
+    assert config.s3 is not None  # noqa: S101 (only for an s3 location)
+    secret = await resolve_secret(config.s3, "secret_access_key")
+    assert secret is not None  # noqa: S101 (the config requires one)
+    return await ctx.state(s3.S3Clients).client(config.s3, secret, config.timeout)
+
+
+async def _list(
+    config: BackupConfig, ctx: ProbeContext, kept: tuple[Sample, ...]
+) -> Listing:
+    """The set as it is now. A listing that fails raises, carrying the
+    series of the last listing that worked (zeros before the first), so
+    that they never vanish."""
+    if config.s3 is not None:
+        location = config.s3
+        try:
+            client = await _s3_client(config, ctx)
+            found = await s3.list_prefix(client, location, config.glob, ctx.deadline)
+        except ProbeError as error:  # a secret file that cannot be read
+            error.samples = kept
+            raise
+        except s3.S3_ERRORS as error:
+            raise s3.listing_error(error, location, kept) from error
+        # An object is listed only once it is whole: nothing is being written.
+        return settle(found, 0.0)
+    assert config.path is not None  # noqa: S101 (exactly one of path and s3)
+    try:
+        return await asyncio.to_thread(
+            scan_backup_set,
+            config.path,
+            config.glob,
+            config.settle_time,
+            config.directories,
+        )
+    except ProbeError as error:
+        error.samples = kept
+        raise
+    except OSError as error:
+        raise ProbeError(f"cannot list {config.path}: {error}", samples=kept) from error
+
+
 async def probe(config: BackupConfig, ctx: ProbeContext) -> ProbeResult:
-    """List the set in a thread, judge it, verify the newest archive once."""
+    """List the set, judge it, verify the newest backup once."""
     checks = Checks(CHECKS, config)
-    listing = await asyncio.to_thread(
-        scan_backup_set, config.path, config.glob, config.settle_time
-    )
+    memory = ctx.state(VerifyMemory)
+    if memory.samples is None:
+        memory.samples = _samples(config, Listing(exists=True), time.time(), False)
+    listing = await _list(config, ctx, memory.samples)
     now = time.time()
     checks.record("backup_fresh", *judge_fresh(config, listing, now))
     checks.record("backup_retention", *judge_retention(config, listing, now))
@@ -385,7 +510,7 @@ async def probe(config: BackupConfig, ctx: ProbeContext) -> ProbeResult:
             checks.record("backup_integrity", False, _nothing(config, listing))
         else:
             verdict = await verify_newest(
-                config, newest, ctx.state(VerifyMemory), _verify_seconds(config, ctx)
+                config, ctx, newest, memory, _verify_seconds(config, ctx)
             )
             verified = verdict.ok
             checks.record(
@@ -395,7 +520,9 @@ async def probe(config: BackupConfig, ctx: ProbeContext) -> ProbeResult:
         if newest is None:
             checks.record("backup_encrypted", False, _nothing(config, listing))
         else:
-            checks.record("backup_encrypted", *await judge_encrypted(newest))
-    return ProbeResult(
-        checks=checks.finish(), samples=_samples(config, listing, now, verified)
-    )
+            checks.record(
+                "backup_encrypted", *await judge_encrypted(config, ctx, newest)
+            )
+    samples = _samples(config, listing, now, verified)
+    memory.samples = _samples(config, listing, now, False)
+    return ProbeResult(checks=checks.finish(), samples=samples)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import bz2
 import collections
+import contextlib
 import gzip
 import io
 import lzma
 import math
 import os
+import stat
 import tarfile
 import threading
 import time
@@ -29,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from exporter.probes.backup import pgdump
+
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
@@ -37,11 +41,12 @@ HEAD = 4096
 
 MONGODUMP_MAGIC = (0x8199E26D).to_bytes(4, "little")
 PG_DUMP_TEXT = b"-- PostgreSQL database dump"
-PG_DUMP_COMPLETE = b"-- PostgreSQL database dump complete"
+PG_DUMPALL_TEXT = b"-- PostgreSQL database cluster dump"
 # mongodump --archive ends every namespace block, and so the archive, with
 # this; a file cut anywhere else does not end with it.
 MONGODUMP_TERMINATOR = b"\xff\xff\xff\xff"
-TAIL = len(PG_DUMP_COMPLETE) + 64
+# Enough for pg_dump's footer and its \\unrestrict line with a long key.
+TAIL = 1024
 TAR_MAGIC_OFFSET = 257
 
 # Compressed streams Python reads without extra packages: magic -> opener.
@@ -216,7 +221,9 @@ def sniff(head: bytes) -> str:
         return "mongodump"
     if PG_DUMP_TEXT in head[:512]:
         return "pg_dump.sql"
-    if head.startswith(b"PGDMP"):
+    if PG_DUMPALL_TEXT in head[:512]:
+        return "pg_dumpall.sql"
+    if head.startswith(pgdump.PG_DUMP_MAGIC):
         return "pg_dump.custom"
     if head.startswith(b"REDIS") and head[5:9].isdigit():
         return "redis.rdb"
@@ -262,6 +269,18 @@ def _entropy(data: bytes) -> float:
 
 # --- verification --------------------------------------------------------------
 
+RawOpener = Callable[[], io.RawIOBase]
+
+
+class SourceChanged(Exception):
+    """The backup changed while it was being read (a conditional read of a
+    bucket object failed); the read says nothing about either version."""
+
+
+class SourceFailed(Exception):
+    """The store failed while the backup was being read (a connection broke
+    off); not the archive's fault. The message says what happened."""
+
 
 def verify_archive(
     path: Path,
@@ -270,36 +289,107 @@ def verify_archive(
     seconds: float,
     stop: threading.Event | None = None,
 ) -> Verdict:
-    """Read *path* end to end as whatever its magic bytes say it is.
+    """Read the backup at *path*, a file or a directory, end to end.
 
     Never raises for a bad archive: corrupt, truncated, unknown and
-    over-budget files all come back as `ok=False` with a short detail.
+    over-budget backups all come back as `ok=False` with a short detail.
     Setting *stop* from another thread ends the read at the next chunk.
     """
     limits = _Limits(time.monotonic() + seconds, stop)
-    outer = "unknown"
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            return Verdict(
-                False,
-                outer,
-                f"not verified: {size} bytes is above verify_max_bytes"
-                f" ({max_bytes}); raise it or set verify: false",
-            )
-        outer = sniff(read_head(path))
-        with path.open("rb", buffering=0) as file:
-            meter = _Meter(file, limits, max_bytes=max_bytes)
-            verdict = _verify(outer, path, meter, limits, max_bytes)
-        return Verdict(verdict.ok, verdict.format, verdict.detail, meter.consumed)
+        info = path.stat()
+    except OSError as error:
+        return Verdict(False, "unknown", f"unreadable: {_describe(error)}")
+    if stat.S_ISDIR(info.st_mode):
+        return _guarded(
+            lambda: _verify_directory(path, limits, max_bytes), seconds, max_bytes
+        )
+    return verify_stream(
+        lambda: path.open("rb", buffering=0),
+        info.st_size,
+        max_bytes=max_bytes,
+        seconds=seconds,
+        stop=stop,
+        limits=limits,
+    )
+
+
+def verify_stream(
+    open_raw: RawOpener,
+    size: int,
+    *,
+    max_bytes: int,
+    seconds: float,
+    stop: threading.Event | None = None,
+    limits: _Limits | None = None,
+) -> Verdict:
+    """Read the *size* bytes that *open_raw* gives, as their magic bytes say.
+
+    *open_raw* returns a raw stream from the first byte; a zip archive needs
+    it seekable. The same promises as `verify_archive`.
+    """
+    limits = limits or _Limits(time.monotonic() + seconds, stop)
+    if size > max_bytes:
+        return Verdict(
+            False,
+            "unknown",
+            f"not verified: {size} bytes is above verify_max_bytes"
+            f" ({max_bytes}); raise it or set verify: false",
+        )
+    return _guarded(
+        lambda: _verify_one(open_raw, limits, max_bytes), seconds, max_bytes
+    )
+
+
+def _guarded(read: Callable[[], Verdict], seconds: float, max_bytes: int) -> Verdict:
+    """*read*'s verdict, with budgets, store failures and decoder errors
+    turned into verdicts too."""
+    try:
+        return read()
     except BudgetExceeded as budget:
         what = {
             "time": f"verify_timeout ({seconds:g}s) ran out",
             "bytes": f"verify_max_bytes ({max_bytes}) ran out",
         }.get(str(budget), "stopped (the run was cancelled)")
-        return Verdict(False, outer, f"not verified: {what}", conclusive=False)
+        return Verdict(False, "unknown", f"not verified: {what}", conclusive=False)
+    except SourceChanged:
+        return Verdict(
+            False,
+            "unknown",
+            "changed while being read; retried next run",
+            conclusive=False,
+        )
+    except SourceFailed as failed:
+        return Verdict(False, "unknown", f"not verified: {failed}", conclusive=False)
+    except _Failed as failed:
+        return failed.verdict
+
+
+class _Failed(Exception):
+    """Carries a failed verdict out of nested readers."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.detail)
+        self.verdict = verdict
+
+
+def _verify_one(open_raw: RawOpener, limits: _Limits, max_bytes: int) -> Verdict:
+    outer = "unknown"
+    try:
+        with open_raw() as raw:
+            meter = _Meter(raw, limits, max_bytes=max_bytes)
+            buffered = _buffered(meter)
+            head = _read_up_to(buffered, HEAD)
+            outer = sniff(head)
+            verdict = _verify(outer, head, buffered, limits)
+        return Verdict(verdict.ok, verdict.format, verdict.detail, meter.consumed)
     except _CORRUPT as error:
-        return Verdict(False, outer, f"{outer}: {_describe(error)}")
+        raise _Failed(Verdict(False, outer, f"{outer}: {_describe(error)}")) from None
+
+
+def _pg_problem(name: str, problem: Exception) -> str:
+    kind = "truncated" if isinstance(problem, pgdump.Truncated) else "corrupt"
+    return f"{name}: {kind}: {problem}"[:200]
 
 
 def _describe(error: BaseException) -> str:
@@ -309,81 +399,132 @@ def _describe(error: BaseException) -> str:
     return f"unreadable: {type(error).__name__}: {text}"[:160]
 
 
+def _read_up_to(stream: _Readable, size: int) -> bytes:
+    """The first *size* bytes of *stream* (fewer only at its end)."""
+    parts: list[bytes] = []
+    wanted = size
+    while wanted and (data := stream.read(wanted)):
+        parts.append(data)
+        wanted -= len(data)
+    return b"".join(parts)
+
+
+class _Prefixed:
+    """*head* (already read), then the rest of *stream*."""
+
+    def __init__(self, head: bytes, stream: _Readable) -> None:
+        self._head = head
+        self._stream = stream
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._head:
+            if size < 0 or size >= len(self._head):
+                data, self._head = self._head, b""
+            else:
+                data, self._head = self._head[:size], self._head[size:]
+            return data
+        return self._stream.read(size)
+
+
 def _verify(
-    outer: str, path: Path, meter: _Meter, limits: _Limits, max_bytes: int
+    outer: str, head: bytes, buffered: io.BufferedReader, limits: _Limits
 ) -> Verdict:
     if outer in _COMPRESSORS:
-        inner = _inner_format(path, outer, limits, max_bytes)
-        return _verify_compressed(outer, inner, meter, limits)
+        return _verify_compressed(outer, _Prefixed(head, buffered), limits)
     if outer == "zip":
-        return _verify_zip(meter)
+        buffered.seek(0)
+        return _verify_zip(buffered)
     if outer == "tar":
-        return _verify_tar(_buffered(meter), limits, "tar")
-    if outer in ("mongodump", "pg_dump.sql", "redis.rdb"):
-        return _verify_plain(outer, meter, limits)
+        return _verify_tar(_Prefixed(head, buffered), limits, "tar")
+    if outer == "pg_dump.custom":
+        return _verify_custom(outer, _Prefixed(head, buffered), limits)
+    if outer in _PLAIN:
+        return _verify_plain(outer, head, _Prefixed(head, buffered), limits)
     if outer == "empty":
         return Verdict(False, outer, "empty file")
-    if outer == "pg_dump.custom":
-        return Verdict(
-            False,
-            outer,
-            "pg_dump custom format cannot be verified here; run pg_restore"
-            " --list in the backup job and set verify: false",
-        )
     if outer == "encrypted":
         return Verdict(False, outer, "encrypted: contents not verifiable")
     return Verdict(
         False,
         outer,
         "unknown format (not gzip, bzip2, xz, tar, zip, mongodump, pg_dump"
-        " text or redis rdb)",
+        " text, custom or directory format, or redis rdb)",
     )
 
 
-def _open_compressed(outer: str, meter: _Meter) -> io.BufferedIOBase:
+_PLAIN = ("mongodump", "pg_dump.sql", "pg_dumpall.sql", "redis.rdb")
+
+
+def _verify_compressed(outer: str, compressed: _Readable, limits: _Limits) -> Verdict:
     _magic, opener = _COMPRESSORS[outer]
-    return opener(_buffered(meter))
-
-
-def _inner_format(path: Path, outer: str, limits: _Limits, max_bytes: int) -> str:
-    """What the decompressed stream starts with, from a separate short read."""
-    with (
-        path.open("rb", buffering=0) as file,
-        _open_compressed(outer, _Meter(file, limits, max_bytes)) as stream,
-    ):
-        head = stream.read(HEAD)
-    inner = sniff(head)
-    return inner if inner in ("tar", "mongodump", "pg_dump.sql") else ""
-
-
-def _verify_compressed(
-    outer: str, inner: str, meter: _Meter, limits: _Limits
-) -> Verdict:
-    with _open_compressed(outer, meter) as stream:
+    with opener(io.BufferedReader(_Raw(compressed), buffer_size=CHUNK)) as stream:
+        inner_head = _read_up_to(stream, HEAD)
+        inner = sniff(inner_head)
+        content = _Prefixed(inner_head, stream)
+        name = f"{inner}.{outer}" if inner in _INNER else outer
         if inner == "tar":
-            return _verify_tar(stream, limits, f"tar.{outer}")
-        content = _Meter(stream, limits, keep_tail=TAIL)
-        _drain(content)
-    name = f"{inner}.{outer}" if inner else outer
-    problem = _ending_problem(inner, content.tail())
+            return _verify_tar(content, limits, name)
+        if inner == "pg_dump.custom":
+            verdict = _verify_custom(name, content, limits)
+            _drain(stream)  # the gzip trailer (CRC, length) is checked at the end
+            return verdict
+        metered = _Meter(content, limits, keep_tail=TAIL)
+        _drain(metered)
+    problem = (
+        _ending_problem(inner, inner_head, metered.tail()) if inner in _INNER else ""
+    )
     if problem:
         return Verdict(False, name, problem)
-    return Verdict(True, name, f"{name} read to the end, {content.consumed} bytes out")
+    return Verdict(True, name, f"{name} read to the end, {metered.consumed} bytes out")
 
 
-def _ending_problem(inner: str, tail: bytes) -> str:
-    """Why a dump whose last bytes are *tail* was cut short; "" if it was not.
+_INNER = ("tar", "mongodump", "pg_dump.sql", "pg_dumpall.sql", "pg_dump.custom")
+
+
+class _Raw(io.RawIOBase):
+    """A raw stream over anything with read(), for BufferedReader."""
+
+    def __init__(self, source: _Readable) -> None:
+        super().__init__()
+        self._source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._source.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def _ending_problem(inner: str, head: bytes, tail: bytes) -> str:
+    """Why a dump that starts with *head* and ends with *tail* was cut
+    short; "" if it was not.
 
     A gzip stream can be whole while the dump inside it is not (the job was
     killed and the compressor flushed), so the dump's own end marker decides.
     """
-    if inner == "pg_dump.sql" and PG_DUMP_COMPLETE not in tail:
-        return "pg_dump text ends without 'dump complete'"
+    if inner in ("pg_dump.sql", "pg_dumpall.sql"):
+        return pgdump.plain_ending_problem(
+            head, tail, cluster=inner == "pg_dumpall.sql"
+        )
     if inner == "mongodump" and not tail.endswith(MONGODUMP_TERMINATOR):
         return "truncated: mongodump archive does not end with its terminator"
     if inner == "redis.rdb" and (len(tail) < 9 or tail[-9] != 0xFF):
         return "truncated: redis rdb has no end-of-file opcode"
     return ""
+
+
+def _verify_custom(name: str, stream: _Readable, limits: _Limits) -> Verdict:
+    """A pg_dump custom-format archive, header to last data block."""
+    try:
+        summary = pgdump.verify_custom(_Meter(stream, limits))
+    except (pgdump.Truncated, pgdump.Corrupt) as problem:
+        raise _Failed(Verdict(False, name, _pg_problem(name, problem))) from None
+    if name != "pg_dump.custom":
+        summary = f"{name}: {summary}"
+    return Verdict(True, name, summary)
 
 
 def _verify_tar(stream: _Readable, limits: _Limits, name: str) -> Verdict:
@@ -401,9 +542,9 @@ def _verify_tar(stream: _Readable, limits: _Limits, name: str) -> Verdict:
     return Verdict(True, name, f"{name} with {members} member(s) read to the end")
 
 
-def _verify_zip(meter: _Meter) -> Verdict:
+def _verify_zip(stream: io.BufferedReader) -> Verdict:
     """Read every member through its CRC check."""
-    with zipfile.ZipFile(_buffered(meter)) as archive:
+    with zipfile.ZipFile(stream) as archive:
         members = archive.infolist()
         encrypted = sum(1 for info in members if info.flag_bits & 0x1)
         if encrypted:
@@ -416,10 +557,74 @@ def _verify_zip(meter: _Meter) -> Verdict:
     return Verdict(True, "zip", f"zip with {len(members)} member(s), every CRC matches")
 
 
-def _verify_plain(outer: str, meter: _Meter, limits: _Limits) -> Verdict:
-    content = _Meter(_buffered(meter), limits, keep_tail=TAIL)
+def _verify_plain(
+    outer: str, head: bytes, stream: _Readable, limits: _Limits
+) -> Verdict:
+    content = _Meter(stream, limits, keep_tail=TAIL)
     _drain(content)
-    problem = _ending_problem(outer, content.tail())
+    problem = _ending_problem(outer, head, content.tail())
     if problem:
         return Verdict(False, outer, problem)
     return Verdict(True, outer, f"{outer} read to the end")
+
+
+# --- directories -------------------------------------------------------------------
+
+
+def _verify_directory(directory: Path, limits: _Limits, max_bytes: int) -> Verdict:
+    """A pg_dump directory-format dump, or any other directory file by file."""
+    files = sorted(
+        (path for path in directory.rglob("*") if path.is_file()),
+        key=lambda path: str(path),
+    )
+    size = sum(path.stat().st_size for path in files)
+    if size > max_bytes:
+        return Verdict(
+            False,
+            "directory",
+            f"not verified: {size} bytes is above verify_max_bytes"
+            f" ({max_bytes}); raise it or set verify: false",
+        )
+    names = [path.name for path in files if path.parent == directory]
+    if pgdump.is_pg_dump_directory(names):
+        return _verify_pg_directory(directory, limits, max_bytes)
+    if not files:
+        return Verdict(False, "directory", "empty directory")
+    formats: collections.Counter[str] = collections.Counter()
+    consumed = 0
+    for path in files:
+        try:
+            verdict = _verify_one(_opener(path), limits, max_bytes)
+        except _Failed as failed:
+            verdict = failed.verdict
+        if not verdict.ok:
+            shown = path.relative_to(directory)
+            return Verdict(False, "directory", f"{shown}: {verdict.detail}"[:200])
+        formats[verdict.format] += 1
+        consumed += verdict.bytes_read
+    kinds = ", ".join(f"{count} {name}" for name, count in sorted(formats.items()))
+    return Verdict(
+        True,
+        "directory",
+        f"directory of {len(files)} files ({kinds}), each read to the end",
+        consumed,
+    )
+
+
+def _opener(path: Path) -> RawOpener:
+    return lambda: path.open("rb", buffering=0)
+
+
+def _verify_pg_directory(directory: Path, limits: _Limits, max_bytes: int) -> Verdict:
+    name = "pg_dump.directory"
+    with contextlib.ExitStack() as files:
+
+        def open_file(path: Path) -> _Readable:
+            raw = files.enter_context(path.open("rb", buffering=0))
+            return _buffered(_Meter(raw, limits, max_bytes=max_bytes))
+
+        try:
+            summary = pgdump.verify_directory(directory, open_file)
+        except (pgdump.Truncated, pgdump.Corrupt) as problem:
+            return Verdict(False, name, _pg_problem(name, problem))
+    return Verdict(True, name, summary)
