@@ -141,7 +141,9 @@ def build(t: Thresholds) -> JSON:
             "Hits / (hits + misses) from the keyspace counters, and the ratio"
             f" between the last two runs that the {check('redis', 'hit_ratio')} check"
             " judges (readiness_redis_hit_ratio); red under its default"
-            f" {percent(hit_ratio_min)} floor. Empty while nobody reads keys.",
+            f" {percent(hit_ratio_min)} floor. Empty while fewer than"
+            " hit_ratio_lookups_min (default 100) key lookups happen between"
+            " two runs.",
             [
                 Query(hit_ratio(), "{{probe}}"),
                 Query(sel("readiness_redis_hit_ratio"), "{{probe}} between runs"),

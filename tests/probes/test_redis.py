@@ -86,16 +86,19 @@ Contexts = Callable[[], ProbeContext]
 
 @pytest.fixture
 async def contexts() -> AsyncIterator[Contexts]:
-    """Factory of probe contexts, all closed when the test ends."""
+    """Factory of probe contexts, all closed when the test ends; they share
+    one `SharedResources`, as the daemon's probes do."""
     made: list[ProbeContext] = []
+    shared = SharedResources()
 
     def make() -> ProbeContext:
-        made.append(ProbeContext("cache", SharedResources()))
+        made.append(ProbeContext("cache", shared))
         return made[-1]
 
     yield make
     for ctx in made:
         await ctx.aclose()
+    await shared.aclose()
 
 
 def redis_config(url: str, **fields: Any) -> RedisConfig:
@@ -268,40 +271,350 @@ async def test_memory_ratio_max_fields_set_the_limits(
     assert result.success
 
 
-async def test_hit_ratio_is_measured_between_runs_without_our_own_reads(
+def seed_half_a_queue(server: RedisServer, queue: str) -> None:
+    """4 of the 8 keys the probe reads for *queue* exist: 4 hits, 4 misses."""
+    server.command("RPUSH", f"bull:{queue}:wait", "1")
+    server.command("RPUSH", f"bull:{queue}:active", "2")
+    server.command("ZADD", f"bull:{queue}:failed", "1", "3")
+    server.command("HSET", f"bull:{queue}:meta", "opts.maxLenEvents", "10000")
+
+
+async def test_hit_ratio_is_judged_exactly_above_the_lookups_floor(
     server: RedisServer, contexts: Contexts
 ) -> None:
-    server.command("RPUSH", "bull:mail:wait", "1")  # one of our reads will hit
     ctx = contexts()
-    config = redis_config(server.url(), bullmq={"queues": [{"name": "mail"}]})
-    server.command("SET", "key", "value")
+    config = redis_config(server.url())  # floors: 0.80, 100 lookups
 
     first = await run_once(config, ctx=ctx)
-    with contextlib.closing(server.admin()) as admin:
-        for _ in range(8):
-            admin.get("key")
-        admin.get("missing")
-        admin.get("missing")
+    server.look_up(hits=160, misses=40)
     good = await run_once(config, ctx=ctx)
-    with contextlib.closing(server.admin()) as admin:
-        admin.get("key")
-        for _ in range(9):
-            admin.get("missing")
+    server.look_up(hits=90, misses=30)
     poor = await run_once(config, ctx=ctx)
+    server.look_up(hits=10, misses=89)
+    thin = await run_once(config, ctx=ctx)
     idle = await run_once(config, ctx=ctx)
+    server.command("CONFIG", "RESETSTAT")
+    reset = await run_once(config, ctx=ctx)
 
     assert verdicts(first)["hit_ratio"]
-    assert "first run" in detail(first, "hit_ratio")
+    assert detail(first, "hit_ratio") == "first run: baseline taken"
     assert sample(first, "redis_hit_ratio") is None
-    assert sample(good, "redis_hit_ratio") == pytest.approx(0.8)
+    assert sample(first, "redis_hit_ratio_lookups") is None
     assert verdicts(good)["hit_ratio"]
-    assert sample(poor, "redis_hit_ratio") == pytest.approx(0.1)
+    assert sample(good, "redis_hit_ratio") == 0.8
+    assert sample(good, "redis_hit_ratio_lookups") == 200
+    assert detail(good, "hit_ratio") == (
+        "ratio 0.80 (160 hits, 40 misses since the last run), floor 0.80"
+    )
     assert not verdicts(poor)["hit_ratio"]
+    assert sample(poor, "redis_hit_ratio") == 0.75
     assert poor.success  # an info check
+    # 99 lookups, 10 % hits: too few to judge, so neither a failure nor a ratio.
+    assert verdicts(thin)["hit_ratio"]
+    assert detail(thin, "hit_ratio") == (
+        "not enough traffic to judge: 99 lookups since the last run, floor 100"
+    )
+    assert sample(thin, "redis_hit_ratio") is None
+    assert sample(thin, "redis_hit_ratio_lookups") == 99
     assert verdicts(idle)["hit_ratio"]
-    assert "no key lookups" in detail(idle, "hit_ratio")
-    assert sample(idle, "redis_hit_ratio") is None
-    assert (sample(poor, "redis_keyspace_misses_total") or 0) >= 11
+    assert "0 lookups" in detail(idle, "hit_ratio")
+    assert sample(idle, "redis_hit_ratio_lookups") == 0
+    assert detail(reset, "hit_ratio") == (
+        "counters went back (CONFIG RESETSTAT): new baseline"
+    )
+
+
+async def test_without_hit_ratio_min_the_ratio_is_still_exported(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    ctx = contexts()
+    config = redis_config(server.url(), hit_ratio_min=None)
+
+    await run_once(config, ctx=ctx)
+    server.look_up(hits=50, misses=50)
+    result = await run_once(config, ctx=ctx)
+
+    assert "hit_ratio" not in verdicts(result)
+    assert sample(result, "redis_hit_ratio") == 0.5
+
+
+async def test_hit_ratio_lookups_min_sets_the_floor(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    ctx = contexts()
+    config = redis_config(server.url(), hit_ratio_lookups_min=10)
+
+    await run_once(config, ctx=ctx)
+    server.look_up(hits=1, misses=9)
+    result = await run_once(config, ctx=ctx)
+
+    assert not verdicts(result)["hit_ratio"]
+    assert sample(result, "redis_hit_ratio") == pytest.approx(0.1)
+    assert redis_problems(url="redis://localhost", hit_ratio_lookups_min=0).endswith(
+        "field 'hit_ratio_lookups_min': expected at least 1, got 0"
+    )
+
+
+async def test_a_bullmq_probe_leaves_the_cache_probes_hit_ratio_alone(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    """The issue's quiet server: a cache probe and a BullMQ probe whose reads
+    are 4 hits and 4 misses a run. Floor 1 lookup, so that any lookup of
+    ours counted as traffic would be judged (as ratio 0.50)."""
+    seed_half_a_queue(server, "pdf")
+    cache = redis_config(server.url(), hit_ratio_lookups_min=1)
+    jobs: RedisConfig = probe_config(
+        "redis",
+        name="jobs",
+        url=server.url(),
+        hit_ratio_lookups_min=1,
+        bullmq={"queues": [{"name": "pdf"}]},
+    )
+    cache_ctx, jobs_ctx = contexts(), contexts()
+
+    quiet: list[ProbeResult] = []
+    for _ in range(3):
+        quiet.append(await run_once(cache, ctx=cache_ctx))
+        quiet.append(await run_once(jobs, ctx=jobs_ctx))
+    server.look_up(hits=30, misses=10)
+    busy_jobs = await run_once(jobs, ctx=jobs_ctx)
+    busy_cache = await run_once(cache, ctx=cache_ctx)
+
+    for result in quiet[2:]:
+        assert verdicts(result)["hit_ratio"], detail(result, "hit_ratio")
+        assert sample(result, "redis_hit_ratio_lookups") == 0
+        assert sample(result, "redis_hit_ratio") is None
+    assert detail(quiet[2], "hit_ratio") == (
+        "not enough traffic to judge: 0 lookups since the last run"
+        " (8 of this exporter's own left out), floor 1"
+    )
+    # Both see the client's 40 lookups, and only those.
+    for result in (busy_jobs, busy_cache):
+        assert sample(result, "redis_hit_ratio") == 0.75
+        assert sample(result, "redis_hit_ratio_lookups") == 40
+    # The BullMQ reads are real lookups on the server: other tools see them.
+    assert (sample(busy_cache, "redis_keyspace_misses_total") or 0) >= 4 * 4 + 10
+
+
+async def test_bullmq_probes_of_one_server_leave_each_others_hit_ratio_alone(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    seed_half_a_queue(server, "pdf")
+    one: RedisConfig = probe_config(
+        "redis",
+        name="one",
+        url=server.url(),
+        hit_ratio_lookups_min=1,
+        bullmq={"queues": [{"name": "pdf"}]},
+    )
+    two: RedisConfig = probe_config(
+        "redis",
+        name="two",
+        url=server.url().removesuffix("/0") + "/1",  # counters are server-wide
+        hit_ratio_lookups_min=1,
+        bullmq={"queues": [{"name": "mail"}, {"name": "sms"}]},  # 16 misses
+    )
+    one_ctx, two_ctx = contexts(), contexts()
+
+    results: list[ProbeResult] = []
+    for _ in range(3):
+        results.append(await run_once(one, ctx=one_ctx))
+        results.append(await run_once(two, ctx=two_ctx))
+
+    for result in results[2:]:
+        assert verdicts(result)["hit_ratio"], detail(result, "hit_ratio")
+        assert sample(result, "redis_hit_ratio_lookups") == 0
+    assert "(24 of this exporter's own left out)" in detail(results[2], "hit_ratio")
+
+
+async def test_probes_of_one_server_running_at_once_count_only_others_lookups(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    """Three BullMQ probes and a cache probe started together each round (as
+    with `scheduler.jitter: 0`), in a different order every round: each
+    window holds the client's lookups of that round and nothing of ours."""
+    seed_half_a_queue(server, "pdf")
+    configs: list[RedisConfig] = [
+        probe_config(
+            "redis",
+            name=f"jobs-{index}",
+            url=server.url(),
+            hit_ratio_lookups_min=1,
+            bullmq={"queues": [{"name": "pdf"}, {"name": "mail"}]},
+        )
+        for index in range(3)
+    ]
+    configs.append(redis_config(server.url(), hit_ratio_lookups_min=1))
+    probes = [(config, contexts()) for config in configs]
+
+    rounds: list[list[ProbeResult]] = []
+    for turn in range(40):
+        server.look_up(hits=3, misses=1)
+        order = probes[turn % 4 :] + probes[: turn % 4]
+        if turn % 2:
+            order.reverse()
+        rounds.append(
+            await asyncio.gather(*(run_once(config, ctx=ctx) for config, ctx in order))
+        )
+
+    for results in rounds[1:]:
+        for result in results:
+            assert sample(result, "redis_hit_ratio_lookups") == 4, detail(
+                result, "hit_ratio"
+            )
+            assert sample(result, "redis_hit_ratio") == 0.75
+
+
+async def test_reads_of_a_failing_bullmq_probe_are_accounted_as_the_server_counts(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    """WRONGTYPE is answered after the key was found (the server counts a
+    hit); NOPERM before the lookup (nothing counted). Both runs fail, and
+    the cache probe still sees exactly the client's lookups."""
+    seed_half_a_queue(server, "pdf")
+    server.command("SET", "bull:pdf:delayed", "not a sorted set")
+    server.command("ACL", "SETUSER", "jobs", "on", ">jobs-pw", "~*", "+@all", "-zcard")
+    cache = redis_config(server.url(), hit_ratio_lookups_min=1)
+    wrong_type: RedisConfig = probe_config(
+        "redis",
+        name="wrong-type",
+        url=server.url(),
+        bullmq={"queues": [{"name": "pdf"}]},
+    )
+    refused: RedisConfig = probe_config(
+        "redis",
+        name="refused",
+        url=server.url(),
+        username="jobs",
+        password="jobs-pw",
+        bullmq={"queues": [{"name": "pdf"}]},
+    )
+    cache_ctx, wrong_ctx, refused_ctx = contexts(), contexts(), contexts()
+
+    await run_once(cache, ctx=cache_ctx)
+    failed = [
+        await run_once(wrong_type, ctx=wrong_ctx),
+        await run_once(refused, ctx=refused_ctx),
+    ]
+    server.look_up(hits=1, misses=1)
+    result = await run_once(cache, ctx=cache_ctx)
+
+    assert [r.reason for r in failed] == [Reason.CONFIG, Reason.CONFIG]
+    assert sample(result, "redis_hit_ratio_lookups") == 2, detail(result, "hit_ratio")
+    assert sample(result, "redis_hit_ratio") == 0.5
+
+
+class ReplyThief:
+    """A relay to a Redis server that stops passing replies back on a
+    connection once it has passed on BullMQ reads: the server runs them,
+    the probe never hears. `reads_sent` is set at that moment."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.server = server
+        self.reads_sent = asyncio.Event()
+
+    async def __call__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        upstream_reader, upstream = await asyncio.open_connection(
+            "127.0.0.1", self.server.port
+        )
+        muted = False
+
+        async def replies() -> None:
+            while data := await upstream_reader.read(65536):
+                if not muted:
+                    writer.write(data)
+
+        answering = asyncio.create_task(replies())
+        try:
+            while data := await reader.read(65536):
+                muted = muted or b"LLEN" in data
+                upstream.write(data)
+                await upstream.drain()
+                if muted:
+                    self.reads_sent.set()
+        except ConnectionError:
+            pass
+        finally:
+            answering.cancel()
+            upstream.close()
+            writer.close()
+
+
+async def test_a_bullmq_run_that_lost_its_replies_starts_new_baselines(
+    server: RedisServer, tcp_server: StartServer, contexts: Contexts
+) -> None:
+    """The server counted the reads, nobody recorded them: every probe of
+    that server starts over instead of judging them as traffic."""
+    seed_half_a_queue(server, "pdf")
+    url = f"redis://127.0.0.1:{await tcp_server(ReplyThief(server))}/0"
+    cache = redis_config(url, hit_ratio_lookups_min=1)
+    jobs: RedisConfig = probe_config(
+        "redis", name="jobs", url=url, timeout=0.5, bullmq={"queues": [{"name": "pdf"}]}
+    )
+    cache_ctx = contexts()
+
+    await run_once(cache, ctx=cache_ctx)
+    cut_off = await run_once(jobs, ctx=contexts())
+    after = await run_once(cache, ctx=cache_ctx)
+    later = await run_once(cache, ctx=cache_ctx)
+
+    assert cut_off.reason is Reason.TIMEOUT
+    assert verdicts(after)["hit_ratio"]
+    assert detail(after, "hit_ratio") == (
+        "a run reading BullMQ keys of this server lost its replies, so its"
+        " lookups are unknown: new baseline"
+    )
+    assert sample(after, "redis_hit_ratio") is None
+    assert sample(later, "redis_hit_ratio_lookups") == 0
+
+
+async def test_a_probe_waits_its_turn_while_another_round_trip_hangs(
+    server: RedisServer, tcp_server: StartServer, contexts: Contexts
+) -> None:
+    """Round trips to one server take turns; a turn that never comes is a
+    timeout that says why."""
+    thief = ReplyThief(server)
+    url = f"redis://127.0.0.1:{await tcp_server(thief)}/0"
+    cache = redis_config(url, timeout=0.5)
+    jobs: RedisConfig = probe_config(
+        "redis", name="jobs", url=url, timeout=1.5, bullmq={"queues": [{"name": "pdf"}]}
+    )
+    cache_ctx = contexts()
+    assert (await run_once(cache, ctx=cache_ctx)).success  # connected
+
+    hanging = asyncio.create_task(run_once(jobs, ctx=contexts()))
+    await thief.reads_sent.wait()  # jobs holds the turn, waiting for replies
+    waited = await run_once(cache, ctx=cache_ctx)
+    hung = await hanging
+
+    assert waited.reason is Reason.TIMEOUT
+    assert waited.error == (
+        "no turn within 0.45s: another probe's round trip to the same server did not end"
+    )
+    assert hung.reason is Reason.TIMEOUT
+    assert "Timeout reading" in hung.error
+
+
+async def test_a_restarted_server_starts_a_new_hit_ratio_baseline(
+    own_server: RedisServer, contexts: Contexts
+) -> None:
+    ctx = contexts()
+    config = redis_config(own_server.url(), hit_ratio_lookups_min=1)
+    own_server.look_up(hits=5, misses=5)
+    await run_once(config, ctx=ctx)
+    own_server.kill()
+    own_server.restart()
+    # More of each than before the restart: the counters did not go back.
+    own_server.look_up(hits=20, misses=20)
+
+    back = await run_once(config, ctx=ctx)
+
+    assert detail(back, "hit_ratio") == (
+        "the server restarted (new run_id): new baseline"
+    )
+    assert sample(back, "redis_hit_ratio") is None
 
 
 # --- authentication --------------------------------------------------------------------

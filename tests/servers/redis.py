@@ -9,6 +9,7 @@ service on 127.0.0.1:6379 is never touched.
     server.url()                      # redis://127.0.0.1:PORT/0
     server.admin().config_set("maxmemory", "64mb")
     server.set_password("s3cret")     # CONFIG SET requirepass, remembered
+    server.look_up(hits=90, misses=10)  # another client's key lookups
     server.kill(); server.restart()   # SIGKILL, then the same port again
     server.destroy()
 """
@@ -180,6 +181,19 @@ class RedisServer:
         """Run one command on a short-lived admin connection."""
         with contextlib.closing(self.admin()) as admin:
             return admin.execute_command(*args)
+
+    def look_up(self, hits: int, misses: int) -> None:
+        """Another client's traffic: *hits* GETs of a key that exists and
+        *misses* of one that does not, in one pipeline (the SET that makes
+        the key is a write, which the keyspace counters leave out)."""
+        with contextlib.closing(self.admin()) as admin:
+            admin.set("present", "value")
+            pipe = admin.pipeline(transaction=False)
+            for _ in range(hits):
+                pipe.get("present")
+            for _ in range(misses):
+                pipe.get("absent")
+            pipe.execute()
 
     def set_password(self, password: str | None) -> None:
         """CONFIG SET requirepass (None removes it) and remember it."""

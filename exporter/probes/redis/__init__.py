@@ -6,13 +6,15 @@ Each run sends one pipeline on the probe's one kept connection (named
 that refuses CONFIG falls back to INFO fields) and, when configured, the
 BullMQ queue reads of `bullmq.py`. Retries are off: a run is one attempt.
 The config lives in `config.py`, the connection in `connection.py`, the
-verdicts in `verdicts.py`, the queues in `bullmq.py`; this module is the
+verdicts in `verdicts.py`, the queues in `bullmq.py`, the hit ratio and the
+daemon's ledger of its own key lookups in `hitratio.py`; this module is the
 kind: its checks, metrics and the run.
 
     readiness_redis_memory_used_bytes{probe="cache"} 1.2e+06
     readiness_redis_maxmemory_bytes{probe="cache"} 2.147483648e+09
     readiness_redis_keyspace_hits_total{probe="cache"} 4711
     readiness_redis_eviction_policy_info{probe="cache",policy="allkeys-lru"} 1
+    readiness_redis_hit_ratio_lookups{probe="cache"} 1250
     readiness_redis_hit_ratio{probe="cache"} 0.93
     readiness_check_passed{probe="cache",check="eviction_policy",...} 1
 """
@@ -31,12 +33,17 @@ from exporter.probes.context import ProbeContext
 from exporter.probes.redis import bullmq
 from exporter.probes.redis.config import RedisConfig
 from exporter.probes.redis.connection import translate_error, unauthenticated_ping
+from exporter.probes.redis.hitratio import (
+    LedgerTurn,
+    LookupLedger,
+    judge_hit_ratio,
+    ledger_key,
+)
 from exporter.probes.redis.url import parse_url
 from exporter.probes.redis.verdicts import (
     SERVER_COMMANDS,
     RedisState,
     facts_from,
-    judge_hit_ratio,
     judge_maxmemory,
     judge_memory,
     judge_policy,
@@ -71,9 +78,14 @@ METRICS = (
         "counter",
     ),
     MetricSpec(
+        "redis_hit_ratio_lookups",
+        "Key lookups since the previous run, this exporter's own left out: what"
+        " redis_hit_ratio is based on; absent on a first run or a new baseline.",
+    ),
+    MetricSpec(
         "redis_hit_ratio",
-        "Share of key lookups that hit since the previous run (others' lookups"
-        " only); absent when there were none.",
+        "Share of those lookups that hit, the figure hit_ratio judges; absent"
+        " below hit_ratio_lookups_min lookups.",
     ),
     MetricSpec(
         "redis_role_info",
@@ -154,8 +166,9 @@ CHECKS = (
         "hit_ratio",
         Category.PERFORMANCE,
         Severity.INFO,
-        "Keyspace hits over hits and misses since the previous run are at least "
-        "`hit_ratio_min` (passes without lookups).",
+        "Keyspace hits over hits and misses since the previous run, this "
+        "exporter's own key reads left out, are at least `hit_ratio_min`; passes "
+        "below `hit_ratio_lookups_min` lookups (not enough traffic to judge).",
         threshold="hit_ratio_min",
         when=lambda config: config.hit_ratio_min is not None,
     ),
@@ -173,8 +186,15 @@ async def probe(config: RedisConfig, ctx: ProbeContext) -> ProbeResult:
     target = parse_url(config.url)
     deadline = ctx.deadline
     commands = pipeline_commands(config)
+    turn = LedgerTurn(
+        ctx.shared(ledger_key(target), LookupLedger),
+        first_read=SERVER_COMMANDS,
+        reads=len(commands) - SERVER_COMMANDS,
+    )
     try:
-        exchange = await state.session.exchange(config, target, commands, deadline)
+        exchange = await state.session.exchange(
+            config, target, commands, deadline, turn
+        )
         facts = facts_from(exchange.replies)
         queues = (
             queue_counts(config.bullmq, exchange.replies[SERVER_COMMANDS:])
@@ -186,7 +206,7 @@ async def probe(config: RedisConfig, ctx: ProbeContext) -> ProbeResult:
                 "auth_required", *await unauthenticated_ping(config, target, deadline)
             )
     except BaseException:
-        state.baseline = None  # this run's own lookups are unknown
+        state.hit_window.reset()
         raise
     checks.record("reachable", True, reachable_detail(config, facts, exchange))
     judge_maxmemory(checks, config, facts)
@@ -194,7 +214,9 @@ async def probe(config: RedisConfig, ctx: ProbeContext) -> ProbeResult:
     checks.record("persistence", *persistence_verdict(config.persistence, facts))
     judge_memory(checks, config, facts)
     samples = server_samples(facts, exchange)
-    samples += judge_hit_ratio(checks, config, state, facts, queues)
+    samples += judge_hit_ratio(
+        checks, config, state.hit_window, facts.keyspace, turn.before
+    )
     if config.bullmq is not None:
         samples += judge_queues(checks, config.bullmq, state, queues)
     return ProbeResult(checks=checks.finish(), samples=tuple(samples))

@@ -151,11 +151,7 @@ def key_of(prefix: str, queue: str, index: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class QueueCounts:
-    """Job counts of one queue, and how many of its keys exist.
-
-    *keys_found* matters for the hit ratio: each read of an existing key is a
-    keyspace hit on the server, each read of a missing one a miss.
-    """
+    """Job counts of one queue."""
 
     waiting: int
     active: int
@@ -164,7 +160,6 @@ class QueueCounts:
     failed: int
     completed: int
     is_paused: bool
-    keys_found: int
 
     def by_state(self) -> dict[str, int]:
         """Counts keyed by the closed set of `STATES`."""
@@ -186,11 +181,7 @@ def _meta_fields(reply: object) -> dict[str, object]:
 
 
 def counts_from(replies: Sequence[object]) -> QueueCounts:
-    """Turn one queue's replies (in `commands` order) into counts.
-
-    Lists and sorted sets cannot exist empty in Redis, so a count above zero
-    is exactly "the key exists".
-    """
+    """Turn one queue's replies (in `commands` order) into counts."""
     sizes = [int(str(reply)) for reply in replies[:-1]]
     wait, active, paused, prioritized, delayed, failed, completed = sizes
     meta = _meta_fields(replies[-1])
@@ -207,7 +198,6 @@ def counts_from(replies: Sequence[object]) -> QueueCounts:
         failed=failed,
         completed=completed,
         is_paused=is_paused,
-        keys_found=sum(1 for size in sizes if size > 0) + (1 if meta else 0),
     )
 
 

@@ -52,6 +52,7 @@ class RedisConfig(BaseProbeConfig):
     memory_ratio_max_warning: float = Field(default=0.85, gt=0, le=1)
     memory_ratio_max_critical: float = Field(default=0.90, gt=0, le=1)
     hit_ratio_min: float | None = Field(default=0.80, ge=0, le=1)
+    hit_ratio_lookups_min: int = Field(default=100, ge=1)
     fresh_connection: bool = False
     bullmq: BullmqConfig | None = None
 

@@ -12,6 +12,7 @@ probe as:
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import os
 import ssl
@@ -178,6 +179,45 @@ async def _roundtrip(
     return replies
 
 
+class Turn(Protocol):
+    """One round trip at a time to a server, and what must happen to its
+    replies before the next begins (the hit ratio's ledger, `hitratio.py`)."""
+
+    @property
+    def lock(self) -> asyncio.Lock: ...
+    def answered(self, replies: list[object]) -> None: ...
+    def unanswered(self) -> None: ...
+
+
+async def _roundtrip_in_turn(
+    link: _Link, commands: Sequence[Sequence[str]], deadline: Deadline, turn: Turn
+) -> list[object]:
+    """`_roundtrip` holding *turn*: the replies are settled before another
+    probe of the server sends anything, so the server runs the daemon's
+    commands in the order the ledger records them."""
+    budget_left = deadline.remaining()
+    try:
+        async with asyncio.timeout(budget_left):
+            await turn.lock.acquire()
+    except TimeoutError:
+        raise ProbeError(
+            f"no turn within {deadline.budget:g}s: another probe's round trip"
+            " to the same server did not end",
+            reason=Reason.TIMEOUT,
+        ) from None
+    try:
+        replies = await _roundtrip(link, commands, deadline)
+    except BaseException as error:
+        if not _is_dropped(error):  # a closed connection ran nothing
+            turn.unanswered()
+        raise
+    else:
+        turn.answered(replies)
+    finally:
+        turn.lock.release()
+    return replies
+
+
 @dataclass(frozen=True, slots=True)
 class Exchange:
     """The replies of one run's pipeline and how the connection was had."""
@@ -209,19 +249,24 @@ class RedisSession:
         target: Target,
         commands: Sequence[Sequence[str]],
         deadline: Deadline,
+        turn: Turn,
     ) -> Exchange:
-        """Run *commands*, reusing or (re)making the connection."""
+        """Run *commands* in *turn*, reusing or (re)making the connection.
+
+        Connecting happens outside the turn, so a probe stuck connecting (a
+        TLS handshake with a plain-text port) holds up no other probe.
+        """
         if config.fresh_connection:
             link, connect_seconds = await self._open(config, target, deadline)
             try:
-                replies = await _roundtrip(link, commands, deadline)
+                replies = await _roundtrip_in_turn(link, commands, deadline, turn)
             finally:
                 await link.disconnect(nowait=True)
             return Exchange(replies, link.protocol, connect_seconds)
         kept = self._link
         if kept is not None and kept.is_connected:
             try:
-                replies = await _roundtrip(kept, commands, deadline)
+                replies = await _roundtrip_in_turn(kept, commands, deadline, turn)
                 return Exchange(replies, kept.protocol, None)
             except BaseException as error:
                 await self.discard()
@@ -231,7 +276,7 @@ class RedisSession:
         link, connect_seconds = await self._open(config, target, deadline)
         self._link = link
         try:
-            replies = await _roundtrip(link, commands, deadline)
+            replies = await _roundtrip_in_turn(link, commands, deadline, turn)
         except BaseException:
             await self.discard()
             raise

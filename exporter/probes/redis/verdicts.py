@@ -1,8 +1,8 @@
 """The redis kind's verdicts: what the server said, and what that means.
 
 Turns the pipeline's replies into `ServerFacts` and BullMQ queue counts,
-keeps the hit-ratio baseline and backlog windows between runs, and records
-the checks and samples the kind exports, such as:
+keeps the backlog windows between runs (the hit ratio is `hitratio.py`), and
+records the checks and samples the kind exports, such as:
 
     readiness_redis_maxmemory_bytes{probe="cache"} 2.147483648e+09
     readiness_check_passed{probe="cache",check="maxmemory_set",...} 1
@@ -24,6 +24,7 @@ from exporter.probes.redis.connection import (
     error_code,
     raise_if_error,
 )
+from exporter.probes.redis.hitratio import HitWindow, Keyspace
 
 # --- what the server said ----------------------------------------------------
 
@@ -72,8 +73,7 @@ class ServerFacts:
     connected_clients: int
     maxclients: int | None
     evicted_keys: int
-    hits: int
-    misses: int
+    keyspace: Keyspace
     aof_enabled: bool
     aof_write_ok: bool
     rdb_save_ok: bool
@@ -118,8 +118,11 @@ def facts_from(replies: Sequence[object]) -> ServerFacts:
         connected_clients=_integer(info, "connected_clients", 0),
         maxclients=int(maxclients) if maxclients and maxclients.isdigit() else None,
         evicted_keys=_integer(info, "evicted_keys", 0),
-        hits=_integer(info, "keyspace_hits", 0),
-        misses=_integer(info, "keyspace_misses", 0),
+        keyspace=Keyspace(
+            run_id=info.get("run_id", ""),
+            hits=_integer(info, "keyspace_hits", 0),
+            misses=_integer(info, "keyspace_misses", 0),
+        ),
         aof_enabled=info.get("aof_enabled") == "1",
         aof_write_ok=info.get("aof_last_write_status", "ok") == "ok",
         rdb_save_ok=info.get("rdb_last_bgsave_status") == "ok",
@@ -156,22 +159,12 @@ def queue_counts(
 # --- state kept between runs -------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _HitBaseline:
-    """Counters at the previous run, and the lookups that run made itself."""
-
-    hits: int
-    misses: int
-    own_hits: int
-    own_misses: int
-
-
 class RedisState:
-    """Connection, hit-ratio baseline and backlog windows of one probe."""
+    """Connection, hit-ratio window and backlog windows of one probe."""
 
     def __init__(self) -> None:
         self.session = RedisSession()
-        self.baseline: _HitBaseline | None = None
+        self.hit_window = HitWindow()
         self.backlogs: dict[str, bullmq.BacklogWindow] = {}
 
     def backlog(self, queue: bullmq.BullmqQueue) -> bullmq.BacklogWindow:
@@ -268,26 +261,6 @@ def judge_memory(checks: Checks, config: RedisConfig, facts: ServerFacts) -> Non
         )
 
 
-def _hit_ratio(
-    state: RedisState, facts: ServerFacts, own_hits: int, own_misses: int
-) -> tuple[float | None, str]:
-    """Hit ratio of others' lookups since the last run, and why it is None."""
-    previous, state.baseline = (
-        state.baseline,
-        _HitBaseline(facts.hits, facts.misses, own_hits, own_misses),
-    )
-    if previous is None:
-        return None, "first run: baseline taken"
-    if facts.hits < previous.hits or facts.misses < previous.misses:
-        return None, "counters went back (restart or CONFIG RESETSTAT): new baseline"
-    # The previous run's own BullMQ reads landed after its INFO: take them off.
-    hits = max(0, facts.hits - previous.hits - previous.own_hits)
-    misses = max(0, facts.misses - previous.misses - previous.own_misses)
-    if hits + misses == 0:
-        return None, "no key lookups since the last run"
-    return hits / (hits + misses), f"{hits} hits, {misses} misses since the last run"
-
-
 def server_samples(facts: ServerFacts, exchange: Exchange) -> list[Sample]:
     role = {"master": "master", "slave": "replica"}.get(facts.role, "other")
     policy = facts.policy if facts.policy in EVICTION_POLICIES else "other"
@@ -296,8 +269,8 @@ def server_samples(facts: ServerFacts, exchange: Exchange) -> list[Sample]:
         Sample("redis_maxmemory_bytes", facts.maxmemory),
         Sample("redis_connected_clients", facts.connected_clients),
         Sample("redis_evicted_keys_total", facts.evicted_keys),
-        Sample("redis_keyspace_hits_total", facts.hits),
-        Sample("redis_keyspace_misses_total", facts.misses),
+        Sample("redis_keyspace_hits_total", facts.keyspace.hits),
+        Sample("redis_keyspace_misses_total", facts.keyspace.misses),
         Sample.of("redis_role_info", 1, role=role),
         Sample("redis_aof_enabled", float(facts.aof_enabled)),
         Sample("redis_rdb_last_save_ok", float(facts.rdb_save_ok)),
@@ -323,25 +296,6 @@ def reachable_detail(
         resp += " (server rejected HELLO)"
     settings = "" if facts.config_readable else "; CONFIG GET refused, used INFO"
     return f"PONG; {how}, {resp}, role {facts.role}{settings}"
-
-
-def judge_hit_ratio(
-    checks: Checks,
-    config: RedisConfig,
-    state: RedisState,
-    facts: ServerFacts,
-    queues: dict[str, bullmq.QueueCounts],
-) -> list[Sample]:
-    own_hits = sum(found.keys_found for found in queues.values())
-    own_misses = bullmq.READS_PER_QUEUE * len(queues) - own_hits
-    ratio, why = _hit_ratio(state, facts, own_hits, own_misses)
-    if config.hit_ratio_min is not None:
-        floor = config.hit_ratio_min
-        shown = f"ratio {ratio:.2f} ({why})" if ratio is not None else why
-        checks.record(
-            "hit_ratio", ratio is None or ratio >= floor, f"{shown}, floor {floor:.2f}"
-        )
-    return [] if ratio is None else [Sample("redis_hit_ratio", ratio)]
 
 
 def judge_queues(
