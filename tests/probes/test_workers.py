@@ -8,6 +8,7 @@ import contextlib
 import copy
 import json
 import ssl
+import threading
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from exporter.kinds import PROBES
 from exporter.probes import workers as workers_probe
 from exporter.probes.base import ProbeError, Reason
 from exporter.probes.context import ProbeContext, SharedResources
+from exporter.probes.shared import conditions as conditions_module
 from exporter.probes.shared.httpclient import SESSION_KEY, new_session
 from exporter.probes.workers import WorkersConfig
 from exporter.probes.workers.presets import WORKER_STATES
@@ -293,6 +295,31 @@ async def test_a_document_over_a_mebibyte_is_parsed_and_judged(
     assert sample(result, "workers_reported") == 8000
 
 
+async def test_cel_on_a_large_reply_is_judged_off_the_event_loop(
+    api: StatusApi, base_url: str, ctx: ProbeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A spy on where the conditions are judged (no I/O is replaced).
+    judged_in: list[threading.Thread] = []
+    judge = conditions_module.judge
+
+    def spy(*args: Any) -> Any:
+        judged_in.append(threading.current_thread())
+        return judge(*args)
+
+    monkeypatch.setattr(conditions_module, "judge", spy)
+    config = pool_config(
+        base_url,
+        max_body_bytes=8 * MIB,
+        queue_depth_max=None,
+        conditions=[{"cel": "body.success && body.data.workers.size() >= 3"}],
+    )
+    for count in (3000, 3):
+        api.documents[STATUS] = pool_document(count=count)
+        result = await run_once(config, ctx=ctx)
+        assert result.success, result.checks
+    assert [t is threading.main_thread() for t in judged_in] == [False, True]
+
+
 async def test_stopped_worker_fails_alive_and_keeps_its_series(
     api: StatusApi, base_url: str, ctx: ProbeContext
 ) -> None:
@@ -552,6 +579,7 @@ async def test_mcp_threading_preset_reads_the_single_thread_api(
         "queue_depth": True,
         "errors_budget": True,
         "restarts_budget": True,
+        "growth_queue_depth": True,
     }
     assert sample(result, "workers_value", field="state", item="workers") == 1
     assert sample(result, "workers_memory_bytes", item="workers") == 40 * MIB
@@ -580,7 +608,12 @@ async def test_bullmq_preset_reads_queue_counts(
     config = make(preset="bullmq-jobs-endpoint", url=base_url)
     result = await run_once(config, ctx=ctx)
     assert result.success, result.error
-    assert set(verdicts(result)) == {"workers_alive", "queue_depth", "errors_budget"}
+    assert set(verdicts(result)) == {
+        "workers_alive",
+        "queue_depth",
+        "errors_budget",
+        "growth_waiting",
+    }
     assert all(verdicts(result).values())
     assert sample(result, "workers_value", field="waiting", item="pdf-processing") == 4
     assert sample(result, "workers_queue_depth") == 4
@@ -619,6 +652,294 @@ def test_preset_can_drop_a_check_with_null() -> None:
     names = [spec.name for spec in PROBES["workers"].plan(config)]
     assert "queue_depth" not in names
     assert "workers_alive" in names
+
+
+# --- the shapes of the checklists' systems ---------------------------------------
+
+
+def queue_counts(waiting: int = 4, **more: Any) -> dict[str, Any]:
+    return {"waiting": waiting, "active": 2, "completed": 310, "failed": 3, **more}
+
+
+def keyed_jobs_document(**waiting: int) -> dict[str, Any]:
+    """Schedgen's `/api/jobs/metrics` as a map keyed by queue name, each
+    queue with its own `maxSize` and connected workers."""
+    return {
+        "queues": {
+            name: queue_counts(count, delayed=0, maxSize=1000, workers=2)
+            for name, count in (waiting or {"pdf-processing": 4, "email": 0}).items()
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("document", "labels"),
+    [
+        pytest.param(jobs_document(), {"pdf-processing", "calendar-sync"}, id="list"),
+        pytest.param(keyed_jobs_document(), {"pdf-processing", "email"}, id="map"),
+        pytest.param(
+            {
+                "pdf-processing": {"counts": queue_counts(), "workers": 3},
+                "email": {"counts": queue_counts(0), "workers": 1},
+            },
+            {"pdf-processing", "email"},
+            id="keyed-reply",
+        ),
+        pytest.param(
+            dict(queue_counts(), delayed=0, workers=2), {"queues"}, id="bare-counts"
+        ),
+    ],
+)
+async def test_bullmq_preset_reads_every_form_of_the_jobs_endpoint(
+    api: StatusApi,
+    base_url: str,
+    ctx: ProbeContext,
+    document: dict[str, Any],
+    labels: set[str],
+) -> None:
+    api.documents[JOBS] = document
+    result = await run_once(make(preset="bullmq-jobs-endpoint", url=base_url), ctx=ctx)
+    assert result.success, result.checks
+    items = {
+        dict(s.labels)["item"] for s in result.samples if s.name == "workers_value"
+    }
+    assert items == labels
+    assert sample(result, "workers_queue_depth") == 4
+
+
+async def test_a_map_of_queues_gives_one_item_per_key_named_in_the_details(
+    api: StatusApi, base_url: str, ctx: ProbeContext
+) -> None:
+    api.documents[JOBS] = keyed_jobs_document(**{"pdf-processing": 4})
+    config = make(preset="bullmq-jobs-endpoint", url=base_url)
+    result = await run_once(config, ctx=ctx)
+    # One queue is still its own item, named by its key, not "queues".
+    assert sample(result, "workers_value", field="waiting", item="pdf-processing") == 4
+    api.documents[JOBS]["queues"]["pdf-processing"]["workers"] = 0
+    result = await run_once(config, ctx=ctx)
+    assert detail(result, "workers_alive") == (
+        "0 of 1 alive; not alive: pdf-processing (workers 0)"
+    )
+
+
+async def test_queue_depth_is_judged_against_the_queues_own_max_size(
+    api: StatusApi, base_url: str, ctx: ProbeContext
+) -> None:
+    api.documents[JOBS] = keyed_jobs_document(**{"pdf-processing": 40, "email": 3})
+    api.documents[JOBS]["queues"]["pdf-processing"]["maxSize"] = 50
+    config = make(preset="bullmq-jobs-endpoint", url=base_url)
+    assert config.queue_depth_max == ("max_size", 1000.0)
+    result = await run_once(config, ctx=ctx)
+    assert verdicts(result)["queue_depth"]
+    assert (
+        sample(result, "workers_value", field="max_size", item="pdf-processing") == 50
+    )
+
+    api.documents[JOBS]["queues"]["pdf-processing"]["waiting"] = 51
+    result = await run_once(config, ctx=ctx)
+    assert not verdicts(result)["queue_depth"]
+    assert detail(result, "queue_depth") == "over the limit: pdf-processing 51 of 50"
+
+    # A queue without its own maxSize falls back to the preset's 1000.
+    del api.documents[JOBS]["queues"]["email"]["maxSize"]
+    api.documents[JOBS]["queues"]["email"]["waiting"] = 1001
+    result = await run_once(config, ctx=ctx)
+    assert "email 1001 of 1000" in detail(result, "queue_depth")
+
+
+async def test_a_limit_named_alone_fails_an_item_that_does_not_report_it(
+    api: StatusApi, base_url: str, ctx: ProbeContext
+) -> None:
+    api.documents[JOBS] = keyed_jobs_document()
+    del api.documents[JOBS]["queues"]["email"]["maxSize"]
+    config = make(
+        preset="bullmq-jobs-endpoint", url=base_url, queue_depth_max="max_size"
+    )
+    result = await run_once(config, ctx=ctx)
+    assert detail(result, "queue_depth") == "no limit for email (no max_size figure)"
+
+
+async def test_worker_memory_against_each_workers_own_limit(
+    api: StatusApi, base_url: str, ctx: ProbeContext
+) -> None:
+    for worker in api.documents[STATUS]["data"]["workers"]:
+        worker["maxMemoryMB"] = 512
+    api.documents[STATUS]["data"]["workers"][1]["maxMemoryMB"] = 64
+    mapping = copy.deepcopy(POOL_MAPPING)
+    mapping["values"]["memory_limit"] = {"path": "maxMemoryMB", "scale": MIB}
+    config = pool_config(
+        base_url, mappings={"workers": mapping}, memory_max="memory_limit"
+    )
+    result = await run_once(config, ctx=ctx)
+    assert not verdicts(result)["worker_memory"]
+    assert detail(result, "worker_memory") == (
+        "at or over the limit: w2 100.0 MiB of 64.0 MiB"
+    )
+    # The per-worker limit is a series of its own, not the fixed gauge.
+    assert sample(result, "workers_value", field="memory_limit", item="w2") == 64 * MIB
+    assert sample(result, "workers_memory_max_bytes") is None
+
+
+async def test_a_limit_in_mb_without_scale_is_pointed_out(
+    api: StatusApi, base_url: str, ctx: ProbeContext
+) -> None:
+    for worker in api.documents[STATUS]["data"]["workers"]:
+        worker["maxMemoryMB"] = 512
+    mapping = copy.deepcopy(POOL_MAPPING)
+    mapping["values"]["memory_limit"] = "maxMemoryMB"
+    config = pool_config(
+        base_url, mappings={"workers": mapping}, memory_max="memory_limit"
+    )
+    result = await run_once(config, ctx=ctx)
+    assert not verdicts(result)["worker_memory"]
+    assert detail(result, "worker_memory").endswith(
+        "; a limit under 1 MiB: is it in MB? scale it to bytes"
+    )
+
+
+def test_an_implausibly_small_memory_max_is_a_load_warning() -> None:
+    assert pool_config("http://h:1", memory_max=512).warnings() == [
+        "field 'memory_max': 512 means 512 bytes, less than any worker uses;"
+        " write the unit (512MB, 2GB)"
+    ]
+    assert pool_config("http://h:1", memory_max="512MB").warnings() == []
+    assert pool_config("http://h:1", memory_max=None).warnings() == []
+
+
+async def test_workers_alive_min_counts_live_workers(
+    api: StatusApi, base_url: str, ctx: ProbeContext
+) -> None:
+    config = pool_config(base_url, workers_alive_min=3)
+    result = await run_once(config, ctx=ctx)
+    assert verdicts(result)["workers_alive_count"]
+    api.documents[STATUS]["data"]["workers"][2]["state"] = "CRASHED"
+    result = await run_once(config, ctx=ctx)
+    assert result.reason is Reason.CHECK
+    assert not verdicts(result)["workers_alive_count"]
+    assert detail(result, "workers_alive_count") == "2 live, minimum 3 (w1 1, w2 1)"
+
+
+async def test_workers_alive_min_sums_a_queues_connected_workers(
+    api: StatusApi, base_url: str, ctx: ProbeContext
+) -> None:
+    # Checklist 002: "Test with 3 worker instances" of the PDF worker.
+    api.documents[JOBS] = keyed_jobs_document(**{"pdf-processing": 4})
+    api.documents[JOBS]["queues"]["pdf-processing"]["workers"] = 3
+    config = make(preset="bullmq-jobs-endpoint", url=base_url, workers_alive_min=3)
+    assert verdicts(await run_once(config, ctx=ctx))["workers_alive_count"]
+    api.documents[JOBS]["queues"]["pdf-processing"]["workers"] = 2
+    result = await run_once(config, ctx=ctx)
+    assert not verdicts(result)["workers_alive_count"]
+    assert detail(result, "workers_alive_count") == (
+        "2 live, minimum 3 (pdf-processing 2)"
+    )
+
+
+async def test_a_dependency_map_yields_one_item_per_dependency(
+    api: StatusApi, base_url: str, ctx: ProbeContext
+) -> None:
+    # Checklists 003/004: /health/ready with `{"dependencies": {"redis": "down"}}`.
+    api.documents["/health/ready"] = {
+        "status": "degraded",
+        "dependencies": {"postgres": "up", "redis": "down", "etcd": "up"},
+    }
+    config = make(
+        url=base_url,
+        endpoints={"ready": "/health/ready"},
+        mappings={
+            "dependencies": {
+                "endpoint": "ready",
+                "items": "$.dependencies[*]",
+                "values": {"up": {"path": "$", "map": {"up": 1, "down": 0}}},
+            }
+        },
+        alive_field="up",
+    )
+    result = await run_once(config, ctx=ctx)
+    assert detail(result, "workers_alive") == "2 of 3 alive; not alive: redis (up 0)"
+    assert sample(result, "workers_value", field="up", item="redis") == 0
+    assert sample(result, "workers_value", field="up", item="postgres") == 1
+
+
+async def test_growth_fails_a_backlog_that_grows_run_after_run(
+    api: StatusApi, base_url: str, ctx: ProbeContext
+) -> None:
+    config = make(preset="bullmq-jobs-endpoint", url=base_url, growth={"waiting": 3})
+    details = []
+    for waiting in (4, 9, 20, 35, 35, 36):
+        api.documents[JOBS] = keyed_jobs_document(
+            **{"pdf-processing": waiting, "email": 1}
+        )
+        result = await run_once(config, ctx=ctx)
+        details.append(
+            (verdicts(result)["growth_waiting"], detail(result, "growth_waiting"))
+        )
+    assert details == [
+        (True, "0 of 3 runs seen so far"),
+        (True, "1 of 3 runs seen so far"),
+        (True, "2 of 3 runs seen so far"),
+        (False, "grew on each of the last 3 runs: pdf-processing 4 -> 35"),
+        (True, "not growing on every one of the last 3 runs"),
+        (True, "not growing on every one of the last 3 runs"),
+    ]
+
+
+async def test_growth_on_memory_names_the_worker_that_creeps_up(
+    api: StatusApi, base_url: str, ctx: ProbeContext
+) -> None:
+    config = pool_config(base_url, growth={"memory_bytes": 2})
+    results = []
+    for heap in (100, 150, 210):
+        api.documents[STATUS]["data"]["workers"][1] = pool_worker("w2", heap_mib=heap)
+        results.append(await run_once(config, ctx=ctx))
+    assert [verdicts(r)["growth_memory_bytes"] for r in results] == [True, True, False]
+    result = results[-1]
+    assert detail(result, "growth_memory_bytes") == (
+        "grew on each of the last 2 runs: w2 100.0 MiB -> 210.0 MiB"
+    )
+
+
+def test_null_drops_a_presets_values_and_checks() -> None:
+    config = make(
+        preset="mcp-threading",
+        url="http://127.0.0.1:1",
+        queue_depth_max=None,
+        growth={"queue_depth": None},
+        mappings={"workers": {"values": {"healthy": None}}},
+    )
+    assert "healthy" not in config.mappings["workers"].values
+    assert config.growth == {}
+    names = [spec.name for spec in PROBES["workers"].plan(config)]
+    assert "queue_depth" not in names
+    assert "growth_queue_depth" not in names
+    assert "workers_alive" in names
+
+
+async def test_cel_conditions_read_a_queue_keyed_jobs_endpoint(
+    api: StatusApi, base_url: str, ctx: ProbeContext
+) -> None:
+    api.documents[JOBS] = keyed_jobs_document(**{"pdf-processing": 40, "email": 0})
+    config = make(
+        preset="bullmq-jobs-endpoint",
+        url=base_url,
+        conditions=[
+            {
+                "name": "under_max",
+                "cel": "body.queues.all(q, body.queues[q].waiting"
+                " < body.queues[q].maxSize)",
+            },
+            {"cel": 'body.queues.exists(q, q == "pdf-processing")'},
+        ],
+    )
+    result = await run_once(config, ctx=ctx)
+    assert verdicts(result)["condition_under_max"]
+    assert verdicts(result)["condition_1"]
+    api.documents[JOBS]["queues"]["pdf-processing"]["waiting"] = 1500
+    result = await run_once(config, ctx=ctx)
+    assert detail(result, "condition_under_max") == (
+        'false for pdf-processing (1 of 2); q = "pdf-processing":'
+        " body.queues[q].waiting is 1500, wanted < body.queues[q].maxSize (1000)"
+    )
 
 
 # --- replies that cannot be judged ------------------------------------------------
@@ -867,7 +1188,17 @@ def test_unknown_preset_lists_the_known_ones() -> None:
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"memory_max": "lots"}, "invalid size 'lots'"),
+        ({"memory_max": "12 parsecs"}, "invalid size '12 parsecs'"),
+        (
+            {"memory_max": "lots"},
+            "memory_max 'lots' is neither a number nor a value of mapping 'workers'",
+        ),
+        ({"growth": {"pending": 3}}, "growth: 'pending' is not a mapped value"),
+        ({"growth": {"errors": 0}}, "growth of 'errors': 0 runs; give 1 to 1000"),
+        (
+            {"alive_field": None, "workers_alive_min": 2},
+            "workers_alive_min needs alive_field",
+        ),
         ({"alive_field": "nope"}, "alive_field 'nope' is not a mapped value"),
         ({"url": "ftp://host/x"}, "must be http:// or https://"),
         ({"endpoints": {"status": "api/x"}}, "must be a path under url"),
@@ -885,9 +1216,17 @@ def test_config_mistakes_say_what_to_write(
     assert expected in str(caught.value)
 
 
-def test_memory_max_accepts_bytes_and_units() -> None:
-    assert pool_config("http://h:1", memory_max=1000).memory_max == 1000
-    assert pool_config("http://h:1", memory_max="512MB").memory_max == 512 * MIB
+def test_memory_max_accepts_bytes_units_and_value_names() -> None:
+    assert pool_config("http://h:1", memory_max=1000).memory_max == (1000,)
+    assert pool_config("http://h:1", memory_max="512MB").memory_max == (512 * MIB,)
+    mapping = copy.deepcopy(POOL_MAPPING)
+    mapping["values"]["memory_limit"] = "maxMemory"
+    config = pool_config(
+        "http://h:1",
+        mappings={"workers": mapping},
+        memory_max=["memory_limit", "512MB"],
+    )
+    assert config.memory_max == ("memory_limit", 512 * MIB)
 
 
 def workers_problems(**fields: Any) -> str:

@@ -40,7 +40,7 @@ from exporter.probes.base import (
     first_line,
 )
 from exporter.probes.context import ProbeContext
-from exporter.probes.shared.conditions import CONDITION_CHECK
+from exporter.probes.shared.conditions import CONDITION_CHECK, judge_reply
 from exporter.probes.shared.httpclient import (
     SESSION_KEY,
     describe,
@@ -53,8 +53,11 @@ from exporter.probes.workers.config import WorkersConfig
 from exporter.probes.workers.mapping import Item, extract_items, owner_items
 from exporter.probes.workers.verdicts import (
     BudgetState,
+    GrowthState,
     judge_alive,
+    judge_alive_min,
     judge_budget,
+    judge_growth,
     judge_memory,
     judge_queue,
 )
@@ -100,10 +103,21 @@ CHECKS = (
         when=lambda config: config.alive_field is not None,
     ),
     CheckDef(
+        "workers_alive_count",
+        Category.RELIABILITY,
+        Severity.CRITICAL,
+        "The live workers, the `alive_field` summed over the items (a worker's "
+        "state counts 1, a queue its connected workers), are at least "
+        "`workers_alive_min` (with `workers_alive_min`).",
+        threshold="workers_alive_min",
+        when=lambda config: config.workers_alive_min is not None,
+    ),
+    CheckDef(
         "worker_memory",
         Category.PERFORMANCE,
         Severity.WARNING,
-        "Every worker's `memory_field` is below `memory_max` (with `memory_max`).",
+        "Every worker's `memory_field` is below `memory_max`, a size or the "
+        "worker's own limit from the reply (with `memory_max`).",
         threshold="memory_max",
         when=lambda config: config.memory_max is not None,
     ),
@@ -111,8 +125,8 @@ CHECKS = (
         "queue_depth",
         Category.PERFORMANCE,
         Severity.WARNING,
-        "Every item's `queue_depth_field` is at most `queue_depth_max` (with "
-        "`queue_depth_max`).",
+        "Every item's `queue_depth_field` is at most `queue_depth_max`, a number "
+        "or the item's own limit from the reply (with `queue_depth_max`).",
         threshold="queue_depth_max",
         when=lambda config: config.queue_depth_max is not None,
     ),
@@ -133,6 +147,15 @@ CHECKS = (
         "run, or within `budget_window` (with `restarts_budget`).",
         threshold="restarts_budget",
         when=lambda config: config.restarts_budget is not None,
+    ),
+    CheckDef(
+        "growth_{item}",
+        Category.PERFORMANCE,
+        Severity.WARNING,
+        "No item's mapped value named in `growth` rose on each of its last "
+        "`growth.<value>` runs (a backlog growing, memory creeping up).",
+        threshold="growth.<value>",
+        items=lambda config: list(config.growth),
     ),
     # Conditions were checks named after themselves before 0.2.0.
     dataclasses.replace(CONDITION_CHECK, formerly=("{item}",)),
@@ -193,15 +216,20 @@ def _decode_json(body: bytes, endpoint: str) -> Any:
         raise ProtocolError(f"endpoint {endpoint}: JSON nested too deep") from None
 
 
-async def _documents(config: WorkersConfig, ctx: ProbeContext) -> dict[str, Any]:
+async def _documents(
+    config: WorkersConfig, ctx: ProbeContext
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Each endpoint's document, and its size in bytes."""
     session = ctx.shared(SESSION_KEY, new_session)
     documents = {}
+    sizes = {}
     # One after another: a status API has few endpoints, and the first
     # failure then names its endpoint without racing the others.
     for endpoint in config.endpoints:
         body = await _fetch(session, config, endpoint, ctx)
         documents[endpoint] = await _parse_json(body, endpoint)
-    return documents
+        sizes[endpoint] = len(body)
+    return documents, sizes
 
 
 def _value_samples(config: WorkersConfig, found: dict[str, list[Item]]) -> list[Sample]:
@@ -257,24 +285,24 @@ def _judge_budgets(
     return samples
 
 
-async def probe(config: WorkersConfig, ctx: ProbeContext) -> ProbeResult:
-    """Fetch every endpoint, map the items, judge them."""
-    checks = Checks(CHECKS, config)
-    documents = await _documents(config, ctx)
-    found = {
-        name: extract_items(name, mapping, documents[mapping.endpoint])
-        for name, mapping in config.mappings.items()
-    }
-    samples = _value_samples(config, found)
+def _judge_workers(
+    config: WorkersConfig, checks: Checks, found: dict[str, list[Item]]
+) -> list[Sample]:
+    samples: list[Sample] = []
     if config.alive_field:
         workers = owner_items(config, config.alive_field, found)
         alive = judge_alive(checks, workers, config.alive_field)
+        if config.workers_alive_min is not None:
+            judge_alive_min(
+                checks, workers, config.alive_field, config.workers_alive_min
+            )
         samples += [
             Sample.of("workers_alive", alive),
             Sample.of("workers_reported", len(workers)),
         ]
-    if config.memory_max is not None:
-        samples.append(Sample.of("workers_memory_max_bytes", config.memory_max))
+    fixed_memory_max = config.fixed_limit(config.memory_max)
+    if fixed_memory_max is not None:
+        samples.append(Sample.of("workers_memory_max_bytes", fixed_memory_max))
     if config.memory_field and config.memory_max is not None:
         items = owner_items(config, config.memory_field, found)
         judge_memory(checks, items, config.memory_field, config.memory_max)
@@ -285,8 +313,31 @@ async def probe(config: WorkersConfig, ctx: ProbeContext) -> ProbeResult:
             judge_queue(checks, items, config.queue_depth_field, config.queue_depth_max)
         if depth is not None:
             samples.append(Sample.of("workers_queue_depth", depth))
+    return samples
+
+
+async def probe(config: WorkersConfig, ctx: ProbeContext) -> ProbeResult:
+    """Fetch every endpoint, map the items, judge them."""
+    checks = Checks(CHECKS, config)
+    documents, sizes = await _documents(config, ctx)
+    found = {
+        name: extract_items(name, mapping, documents[mapping.endpoint])
+        for name, mapping in config.mappings.items()
+    }
+    samples = _value_samples(config, found)
+    samples += _judge_workers(config, checks, found)
     samples += _judge_budgets(config, ctx, checks, found)
-    for condition in config.conditions:
-        document = documents[config.condition_endpoint(condition)]
-        checks.record(f"condition_{condition.name}", *condition.evaluate(document))
+    growth = ctx.state(GrowthState)
+    for value_name, runs in config.growth.items():
+        items = owner_items(config, value_name, found)
+        memory = value_name == config.memory_field
+        judge_growth(checks, growth, value_name, runs, items, memory)
+    for endpoint in config.endpoints:
+        reading = [
+            c for c in config.conditions if config.condition_endpoint(c) == endpoint
+        ]
+        if reading:
+            verdicts = await judge_reply(reading, documents[endpoint], sizes[endpoint])
+            for name, passed, why in verdicts:
+                checks.record(name, passed, why)
     return ProbeResult(checks=checks.finish(), samples=tuple(samples))

@@ -1,13 +1,20 @@
 """The workers kind's config: where the status API is, how its JSON becomes
-items (workers, queues) with numbers, and what to judge."""
+items (workers, queues) with numbers, and what to judge.
+
+A limit (`memory_max`, `queue_depth_max`) is a number, or the name of a
+mapped value the API reports beside the figure (its own `maxSize`), or a
+list of both tried in order per item: `[max_size, 1000]` is the item's own
+`max_size` when the reply has one, else 1000.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from exporter.probes.base import ByteSize, Duration, Model
+from exporter.probes.base import Duration, Model, parse_size
 from exporter.probes.shared.conditions import Conditions, NamedCondition
 from exporter.probes.shared.httpclient import HttpClientConfig, http_url
 from exporter.probes.shared.jsonpath import compile_path
@@ -72,6 +79,71 @@ class MappingSpec(Model):
         return None if paths is None else _check_paths(paths)
 
 
+MEMORY_PLAUSIBLE_MIN = 1_048_576
+"""A worker's memory limit below 1 MiB is a unit mistake (`512` meaning MB)."""
+
+Limit = tuple[float | str, ...]
+"""Per item, the first that applies: a number, or a mapped value's name."""
+
+
+def _limit(size: bool) -> Any:
+    def parse(value: Any) -> Any:
+        if value is None:
+            return None
+        candidates = value if isinstance(value, list | tuple) else [value]
+        parsed: list[float | str] = []
+        for candidate in candidates:
+            if isinstance(candidate, str) and re.match(_NAME, candidate):
+                parsed.append(candidate)
+            elif size:
+                parsed.append(float(parse_size(candidate)))
+            elif isinstance(candidate, int | float) and not isinstance(candidate, bool):
+                if candidate < 0:
+                    raise ValueError(f"{candidate} is below 0")
+                parsed.append(float(candidate))
+            else:
+                raise ValueError(
+                    f"{candidate!r} is neither a number nor the name of a mapped value"
+                )
+        if not parsed:
+            raise ValueError("give a limit, or null for none")
+        return tuple(parsed)
+
+    return BeforeValidator(parse)
+
+
+MemoryLimit = Annotated[Limit, _limit(size=True)]
+QueueLimit = Annotated[Limit, _limit(size=False)]
+
+
+def _drop_nulls(data: Any) -> Any:
+    """`null` under a mapping field removes that entry (a preset's value map,
+    endpoint or growth check); at the top level it is the field's value."""
+    if not isinstance(data, dict):
+        return data
+    cleaned = dict(data)
+    for field in ("endpoints", "growth"):
+        if isinstance(cleaned.get(field), dict):
+            cleaned[field] = {k: v for k, v in cleaned[field].items() if v is not None}
+    mappings = cleaned.get("mappings")
+    if isinstance(mappings, dict):
+        cleaned["mappings"] = {
+            name: (
+                {
+                    **mapping,
+                    "values": {
+                        k: v for k, v in mapping["values"].items() if v is not None
+                    },
+                }
+                if isinstance(mapping, dict) and isinstance(mapping.get("values"), dict)
+                else mapping
+            )
+            for name, mapping in mappings.items()
+            if mapping is not None
+        }
+    return cleaned
+
+
 class WorkersConfig(HttpClientConfig):
     """Where the status API is, how to read it, and what to judge."""
 
@@ -91,16 +163,29 @@ class WorkersConfig(HttpClientConfig):
     queue_depth_field: Name | None = None
     errors_field: Name | None = None
     restarts_field: Name | None = None
-    memory_max: ByteSize | None = None
-    queue_depth_max: float | None = Field(default=None, ge=0)
+    memory_max: MemoryLimit | None = None
+    queue_depth_max: QueueLimit | None = None
+    workers_alive_min: int | None = Field(default=None, ge=1)
     errors_budget: float | None = Field(default=None, ge=0)
     restarts_budget: float | None = Field(default=None, ge=0)
     budget_window: Duration = 0.0
+    growth: dict[Name, int] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
     def _preset(cls, data: Any) -> Any:
-        return with_preset(PRESETS, data)
+        return _drop_nulls(with_preset(PRESETS, data))
+
+    @field_validator("growth")
+    @classmethod
+    def _growth_runs(cls, growth: dict[str, int]) -> dict[str, int]:
+        for name, runs in growth.items():
+            if not 1 <= runs <= 1000:
+                raise ValueError(
+                    f"growth of {name!r}: {runs} runs; give 1 to 1000 (how many"
+                    " runs in a row the value may not grow)"
+                )
+        return growth
 
     @field_validator("url")
     @classmethod
@@ -127,6 +212,8 @@ class WorkersConfig(HttpClientConfig):
         self._check_endpoint_references()
         self._check_value_names()
         self._check_roles()
+        self._check_limits()
+        self._check_growth()
         self._check_conditions()
         return self
 
@@ -158,7 +245,7 @@ class WorkersConfig(HttpClientConfig):
     def _check_roles(self) -> None:
         names = {v for m in self.mappings.values() for v in m.values}
         roles = {
-            "alive_field": (self.alive_field, None),
+            "alive_field": (self.alive_field, "workers_alive_min"),
             "memory_field": (self.memory_field, "memory_max"),
             "queue_depth_field": (self.queue_depth_field, "queue_depth_max"),
             "errors_field": (self.errors_field, "errors_budget"),
@@ -174,6 +261,57 @@ class WorkersConfig(HttpClientConfig):
                 raise ValueError(
                     f"{threshold} needs {role}: name the mapped value it applies to"
                 )
+
+    def mapping_of(self, value_name: str) -> str | None:
+        """The mapping that defines the mapped value *value_name*."""
+        for name, mapping in self.mappings.items():
+            if value_name in mapping.values:
+                return name
+        return None
+
+    def _check_limits(self) -> None:
+        limits = (
+            ("memory_max", self.memory_max, self.memory_field),
+            ("queue_depth_max", self.queue_depth_max, self.queue_depth_field),
+        )
+        for field, limit, value_name in limits:
+            if limit is None or value_name is None:
+                continue
+            mapping = self.mapping_of(value_name)
+            own = self.mappings[mapping].values if mapping else {}
+            for candidate in limit:
+                if isinstance(candidate, str) and candidate not in own:
+                    raise ValueError(
+                        f"{field} {candidate!r} is neither a number nor a value"
+                        f" of mapping {mapping!r} (its values:"
+                        f" {', '.join(own)}); map the API's limit there first"
+                    )
+
+    def _check_growth(self) -> None:
+        names = {v for m in self.mappings.values() for v in m.values}
+        for value_name in self.growth:
+            if value_name not in names:
+                raise ValueError(
+                    f"growth: {value_name!r} is not a mapped value (mapped:"
+                    f" {', '.join(sorted(names)) or 'none'})"
+                )
+
+    def warnings(self) -> list[str]:
+        """What loads but is probably not meant: each names its field."""
+        found = []
+        for candidate in self.memory_max or ():
+            if isinstance(candidate, float) and candidate < MEMORY_PLAUSIBLE_MIN:
+                found.append(
+                    f"field 'memory_max': {candidate:g} means {candidate:g} bytes,"
+                    " less than any worker uses; write the unit (512MB, 2GB)"
+                )
+        return found
+
+    def fixed_limit(self, limit: Limit | None) -> float | None:
+        """The limit that is the same for every item, if it is one."""
+        if limit and isinstance(limit[0], float):
+            return limit[0]
+        return None
 
     def _check_conditions(self) -> None:
         for condition in self.conditions:

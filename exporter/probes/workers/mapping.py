@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.probes.shared.jsonpath import JsonPath, compile_path
+from exporter.probes.shared.jsonpath import JsonPath, Match, compile_path
 from exporter.probes.workers.config import MappingSpec, ValueSpec, WorkersConfig
 
 LABEL_VALUE_MAX = 100
@@ -73,43 +73,66 @@ def _string_to_number(raw: str, spec: ValueSpec) -> tuple[float | None, str]:
 
 
 def _item_label(
-    raw: Any, label_paths: list[JsonPath], index: int, count: int, mapping: str
+    match: Match, label_paths: list[JsonPath], index: int, count: int, mapping: str
 ) -> str:
-    for value in _first_match(label_paths, raw)[:1]:
+    for value in _first_match(label_paths, match.value)[:1]:
         if isinstance(value, str | int | float) and not isinstance(value, bool):
             label = str(value)[:LABEL_VALUE_MAX]
             if label:
                 return label
+    # A member of a mapping (`{"queues": {"pdf": {...}}}`) is named by its key.
+    if match.key:
+        return match.key[:LABEL_VALUE_MAX]
     # Without an identifier: the mapping's name for a single item, else the
     # position (bounded by max_items, never free text).
     return mapping if count == 1 else str(index)
 
 
+def _read_values(
+    raw: Any, mapping: MappingSpec, value_paths: dict[str, list[JsonPath]], item: Item
+) -> Item:
+    for value_name, spec in mapping.values.items():
+        found = _first_match(value_paths[value_name], raw)
+        number, problem = to_number(found[0], spec) if found else (None, "")
+        if number is not None:
+            item.values[value_name] = number
+        elif problem:
+            item.problems[value_name] = problem
+    return item
+
+
+def _candidates(mapping: MappingSpec, document: Any) -> list[Match]:
+    """The items of the first `items` path whose matches carry a mapped
+    value; failing that, of the first path that matches at all. So
+    `["$.queues[*]", "$[*]", "$"]` reads a list or a map of queues, a reply
+    keyed by queue name, and a bare counts document alike."""
+    if not mapping.items:
+        return [Match("$", document)]
+    value_paths = [p for spec in mapping.values.values() for p in _compiled(spec.path)]
+    fallback: list[Match] = []
+    for path in _compiled(mapping.items):
+        found = path.locate(document)
+        if not found:
+            continue
+        if any(p.find(match.value) for match in found for p in value_paths):
+            return found
+        fallback = fallback or found
+    return fallback
+
+
 def extract_items(name: str, mapping: MappingSpec, document: Any) -> list[Item]:
     """The items of *mapping* in *document*, each with its values."""
-    raws = (
-        _first_match(_compiled(mapping.items), document)
-        if mapping.items
-        else [document]
-    )
+    matches = _candidates(mapping, document)
     label_paths = _compiled(mapping.item or [])
     value_paths = {n: _compiled(spec.path) for n, spec in mapping.values.items()}
     items: list[Item] = []
     labels: set[str] = set()
-    for index, raw in enumerate(raws):
-        label = _item_label(raw, label_paths, index, len(raws), name)
+    for index, match in enumerate(matches):
+        label = _item_label(match, label_paths, index, len(matches), name)
         if label in labels:
             label = f"{label}#{index}"
         labels.add(label)
-        item = Item(label)
-        for value_name, spec in mapping.values.items():
-            found = _first_match(value_paths[value_name], raw)
-            number, problem = to_number(found[0], spec) if found else (None, "")
-            if number is not None:
-                item.values[value_name] = number
-            elif problem:
-                item.problems[value_name] = problem
-        items.append(item)
+        items.append(_read_values(match.value, mapping, value_paths, Item(label)))
     return items
 
 

@@ -12,7 +12,14 @@ docs/probes/workers.md.
   worker thread), and the pool form of the same API, `data.workers[*]`, one
   record per worker with a `state` string.
 - `bullmq-jobs-endpoint`: a NestJS `GET /api/jobs/metrics` that reports
-  BullMQ `getJobCounts()` per queue and the number of connected workers.
+  BullMQ `getJobCounts()` per queue and the number of connected workers:
+  a list of queues, a map keyed by queue name (under `queues` or the whole
+  reply), or one bare counts document. A queue's own `maxSize`, when the
+  reply has one, is its depth limit (else 1000).
+
+A user's `null` drops a preset's value: `queue_depth_max: null` turns the
+check off, `growth: {waiting: null}` one growth check,
+`mappings: {workers: {values: {healthy: null}}}` one mapped value.
 """
 
 from __future__ import annotations
@@ -66,6 +73,8 @@ MCP_THREADING: dict[str, Any] = {
     "queue_depth_max": 100,
     "errors_budget": 10,
     "restarts_budget": 0,
+    # Pending messages rising on five runs in a row: the worker falls behind.
+    "growth": {"queue_depth": 5},
 }
 
 BULLMQ_JOBS_ENDPOINT: dict[str, Any] = {
@@ -73,8 +82,10 @@ BULLMQ_JOBS_ENDPOINT: dict[str, Any] = {
     "mappings": {
         "queues": {
             "endpoint": "metrics",
-            # A bare getJobCounts() document is one queue.
-            "items": ["$.queues[*]", "$"],
+            # A list or a map of queues (a map's keys are the queue names),
+            # then one bare getJobCounts() document, then a reply keyed by
+            # queue name: the first whose items carry counts wins.
+            "items": ["$.queues[*]", "$.data.queues[*]", "$", "$[*]"],
             "item": ["name"],
             "values": {
                 "waiting": {"path": ["counts.waiting", "counts.wait", "waiting"]},
@@ -82,14 +93,18 @@ BULLMQ_JOBS_ENDPOINT: dict[str, Any] = {
                 "delayed": {"path": ["counts.delayed", "delayed"]},
                 "failed": {"path": ["counts.failed", "failed"]},
                 "workers": {"path": ["workers", "workerCount"]},
+                "max_size": {"path": ["maxSize", "limits.maxSize"]},
             },
         }
     },
     "alive_field": "workers",
     "queue_depth_field": "waiting",
     "errors_field": "failed",
-    "queue_depth_max": 1000,
+    # The queue's own limit when the API reports one.
+    "queue_depth_max": ["max_size", 1000],
     "errors_budget": 10,
+    # The backlog rising on five runs in a row, as the redis kind's default.
+    "growth": {"waiting": 5},
 }
 
 PRESETS: dict[str, Preset] = {
