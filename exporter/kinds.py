@@ -26,6 +26,7 @@ from exporter.probes import (
     redis,
     tcp,
     tls,
+    websocket,
     workers,
 )
 from exporter.probes.base import (
@@ -118,6 +119,14 @@ PROBES: dict[str, ProbeKind] = {
         ),
         ProbeKind(
             "backup", backup.BackupConfig, backup.probe, backup.CHECKS, backup.METRICS
+        ),
+        ProbeKind(
+            "websocket",
+            websocket.WebsocketConfig,
+            websocket.probe,
+            websocket.CHECKS,
+            websocket.METRICS,
+            websocket.translate_error,
         ),
     )
 }

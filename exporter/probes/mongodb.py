@@ -1,9 +1,10 @@
 """Probe a MongoDB server or replica set with PyMongo's AsyncMongoClient.
 
 Each run pings, reads serverStatus (connections, version), optionally reads
-replSetGetStatus (primary, member health, lag) and checks that a client with
-no credentials is refused. One client lives across runs and is rebuilt after
-a failed run. The user needs the `clusterMonitor` role for serverStatus and
+replSetGetStatus (primary, member health, lag), checks that a client with
+no credentials is refused and that the probe's own connection is
+encrypted. One client lives across runs and is rebuilt after a failed run.
+The user needs the `clusterMonitor` role for serverStatus and
 replSetGetStatus.
 
 readiness_mongodb_ping_seconds{probe="db"} 0.0009
@@ -27,7 +28,7 @@ from typing import Any, ClassVar, Literal, Self
 import pymongo
 from pydantic import Field, SecretStr, model_validator
 from pymongo import AsyncMongoClient, ReadPreference, errors as mongo_errors
-from pymongo.uri_parser import parse_uri
+from pymongo.uri_parser import parse_uri, split_options
 
 from exporter.probes.base import (
     AuthError,
@@ -130,6 +131,7 @@ class MongodbConfig(BaseProbeConfig):
     connections_ratio_max: float = Field(default=0.80, gt=0, le=1)
     fresh_connection: bool = False
     tls_config: TlsClientConfig | None = None
+    require_tls: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -226,6 +228,15 @@ CHECKS = (
         formerly=("auth_enforced",),
     ),
     CheckDef(
+        "connection_encrypted",
+        Category.SECURITY,
+        Severity.CRITICAL,
+        "The probe's own connection uses TLS: its client has TLS on (`tls_config`, "
+        "`tls=true` in the uri, or `mongodb+srv://`) and the server answered over "
+        "it (with `require_tls`).",
+        when=lambda config: config.require_tls,
+    ),
+    CheckDef(
         "replset_has_primary",
         Category.RELIABILITY,
         Severity.CRITICAL,
@@ -310,17 +321,22 @@ async def _close(clients: _Clients) -> None:
             await client.close()
 
 
+def _millis(seconds: float) -> int:
+    # PyMongo reads 0 as "no timeout".
+    return max(1, int(seconds * 1000))
+
+
 def _client_options(config: MongodbConfig, deadline: Deadline) -> dict[str, Any]:
     # The clients live across runs: their timeouts are shares of one run's
     # budget, so the driver's own timeouts fire before the runner's.
     options: dict[str, Any] = {
         "appname": "readiness-exporter",
-        "serverSelectionTimeoutMS": int(deadline.share(_SELECTION_SHARE) * 1000),
-        "connectTimeoutMS": int(deadline.share(_CONNECT_SHARE) * 1000),
+        "serverSelectionTimeoutMS": _millis(deadline.share(_SELECTION_SHARE)),
+        "connectTimeoutMS": _millis(deadline.share(_CONNECT_SHARE)),
         # Per command. Not pymongo.timeout() around the run: under it the
         # driver ignores serverSelectionTimeoutMS, and a refused port would
         # take the whole budget instead of reading as connect early.
-        "socketTimeoutMS": int(deadline.share(_COMMAND_SHARE) * 1000),
+        "socketTimeoutMS": _millis(deadline.share(_COMMAND_SHARE)),
     }
     tls = config.tls_config
     if tls is not None:
@@ -428,6 +444,56 @@ def _operation_failure(error: mongo_errors.OperationFailure) -> Exception:
     return ProtocolError(text)
 
 
+# --- encryption -------------------------------------------------------------------
+
+# TLS options of a uri that switch TLS on by being there at all, whatever
+# their value, as PyMongo reads them (tlsInsecure expands to the second one).
+_IMPLIES_TLS = (
+    "tlscertificatekeyfile",
+    "tlscertificatekeyfilepassword",
+    "tlscafile",
+    "tlscrlfile",
+    "tlsallowinvalidcertificates",
+    "tlsallowinvalidhostnames",
+    "tlsdisableocspendpointcheck",
+)
+
+
+def encryption(config: MongodbConfig) -> tuple[bool, str]:
+    """`connection_encrypted`: whether the probe's client talks TLS, and
+    what says so, for a run whose commands were answered.
+
+    PyMongo tells no connection's TLS state through its public API (not in
+    the topology, not on a server description). But a client with TLS on
+    never falls back to plain text (a failed handshake fails the command),
+    so the client's TLS setting and an answered command together say that
+    the answer came over TLS. The setting is read as PyMongo reads it:
+    tls_config (this probe's own), else the uri's `tls`/`ssl`, else any
+    other `tls*` option, else TLS by default for `mongodb+srv://`.
+    """
+    if config.tls_config is not None:
+        return _encrypted("tls_config", config.tls_config.insecure_skip_verify)
+    query = config.uri.partition("?")[2]
+    options = split_options(query) if query else {}
+    insecure = bool(options.get("tlsallowinvalidcertificates"))
+    tls = options.get("tls")
+    if tls is True:
+        return _encrypted("tls=true in the uri", insecure)
+    if tls is False:
+        return False, "plain text: the uri says tls=false"
+    implied = [name for name in _IMPLIES_TLS if name in options]
+    if implied:
+        return _encrypted("the uri's TLS options", insecure)
+    if config.uri.startswith("mongodb+srv://"):
+        return _encrypted("mongodb+srv:// (TLS by default)", insecure)
+    return False, "plain text: no tls_config and no tls=true in the uri"
+
+
+def _encrypted(source: str, insecure: bool) -> tuple[bool, str]:
+    unverified = "; the server's certificate is not verified" if insecure else ""
+    return True, f"TLS on ({source}) and the server answered over it{unverified}"
+
+
 # --- the run ------------------------------------------------------------------
 
 
@@ -435,9 +501,19 @@ async def probe(config: MongodbConfig, ctx: ProbeContext) -> ProbeResult:
     """Ping, read serverStatus (and replSetGetStatus), try an anonymous login."""
     state = ctx.state(MongoState)
     completed = False
+    deadline = ctx.deadline
     try:
-        result = await _run(config, state, ctx.deadline)
+        # The clients' own timeouts are shares of a budget, per command: a
+        # chain of slow commands is bounded by the run's budget as a whole.
+        async with asyncio.timeout_at(deadline.loop_time()):
+            result = await _run(config, state, deadline)
         completed = True
+    except TimeoutError as error:
+        if str(error):
+            raise
+        raise TimeoutError(
+            f"the server's answers took the whole budget ({deadline.budget:g}s)"
+        ) from None
     finally:
         # fresh_connection closes in the background too: close() sends
         # endSessions and may take up to its budget per client, which would
@@ -461,6 +537,8 @@ async def _run(
     ping_seconds = await _timed_ping(clients.main)
     checks.record("reachable", True, f"ping answered in {ping_seconds:.3f}s")
     samples.append(Sample("mongodb_ping_seconds", ping_seconds))
+    if config.require_tls:
+        checks.record("connection_encrypted", *encryption(config))
 
     status = await _command(clients.main, "serverStatus")
     samples += _judge_connections(config, checks, status)

@@ -2,7 +2,9 @@
 
 One connection per probe is kept between runs (re-made when the server
 dropped it); each run executes the configured `query`, then one catalogue
-query (`FACTS_SQL`) whose answer feeds every check and metric:
+query (`FACTS_SQL`) whose answer feeds every check and metric, then the
+judged `queries` (migrations applied, hypertables present) in a read-only
+transaction, each a check `query_<name>`:
 
     readiness_postgres_query_seconds{probe="orders-db"} 0.0009
     readiness_postgres_backends{probe="orders-db"} 12
@@ -14,16 +16,21 @@ query (`FACTS_SQL`) whose answer feeds every check and metric:
 from __future__ import annotations
 
 import contextlib
+import datetime
+import decimal
+import json
+import re
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Protocol, Self
 from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 from asyncpg import exceptions as pg_errors
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
 from exporter.probes.base import (
     AuthError,
@@ -33,6 +40,7 @@ from exporter.probes.base import (
     Checks,
     Duration,
     MetricSpec,
+    Model,
     ProbeError,
     ProbeResult,
     ProtocolError,
@@ -43,7 +51,8 @@ from exporter.probes.base import (
     first_line,
 )
 from exporter.probes.context import Deadline, ProbeContext
-from exporter.probes.shared.secrets import resolve_secret
+from exporter.probes.shared.jsonpath import Condition, parse_condition
+from exporter.probes.shared.secrets import has_secret, resolve_secret
 from exporter.probes.shared.tls import TlsClientConfig
 
 APPLICATION_NAME = "readiness-exporter"
@@ -110,6 +119,51 @@ METRICS = (
 
 ExtensionName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")]
 
+# What a judged query may start with, after comments: statements that only
+# read. The read-only transaction it runs in is the guard; this is the
+# early, clear error for a statement that would write.
+_READING = re.compile(
+    r"^(?:\s|\(|--[^\n]*(?:\n|$)|/\*.*?\*/)*(?P<word>[A-Za-z]+)?", re.DOTALL
+)
+_READING_WORDS = frozenset({"select", "with", "values", "table", "show"})
+
+
+def _reads_only(sql: str) -> str:
+    match = _READING.match(sql)  # always matches: every part is optional
+    word = (match.group("word") if match else None) or ""
+    if word.lower() not in _READING_WORDS:
+        shown = f"starts with {word.upper()}" if word else "has no statement"
+        raise ValueError(
+            f"the query {shown}: a judged query runs in a read-only transaction"
+            " and must be SELECT, WITH, VALUES, TABLE or SHOW"
+        )
+    return sql
+
+
+def _condition(text: str) -> str:
+    parse_condition(text)
+    return text
+
+
+class JudgedQuery(Model):
+    """A read-only query and the condition its first row must meet."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]{1,60}$")
+    sql: Annotated[str, AfterValidator(_reads_only)]
+    expect: Annotated[str, AfterValidator(_condition)]
+
+    def condition(self) -> Condition:
+        """`expect`, compiled (it was checked when the config loaded)."""
+        return parse_condition(self.expect)
+
+
+def _unique_names(queries: list[JudgedQuery]) -> list[JudgedQuery]:
+    names = [q.name for q in queries]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"query names {twice} are used more than once")
+    return queries
+
 
 class PostgresConfig(BaseProbeConfig):
     """Which server to reach, as whom, and the limits it must keep."""
@@ -132,6 +186,9 @@ class PostgresConfig(BaseProbeConfig):
     tls_config: TlsClientConfig | None = None
     replica_lag_max: Duration = 30.0
     fresh_connection: bool = False
+    queries: Annotated[list[JudgedQuery], AfterValidator(_unique_names)] = Field(
+        default_factory=list
+    )
 
     @field_validator("dsn")
     @classmethod
@@ -153,6 +210,11 @@ class PostgresConfig(BaseProbeConfig):
             )
         if len(set(self.required_extensions)) != len(self.required_extensions):
             raise ValueError("required_extensions lists an extension twice")
+        if _dsn_has_password(self.dsn) and has_secret(self, "password"):
+            raise ValueError(
+                "the dsn holds a password and password/password_file is set too;"
+                " keep one (password_file keeps it out of the config)"
+            )
         if self.tls_config is not None:
             # asyncpg sends the host it connects to as the server name.
             self.tls_config.refuse("postgres", "server_name")
@@ -163,6 +225,12 @@ class PostgresConfig(BaseProbeConfig):
                     " tls_config; keep one"
                 )
         return self
+
+
+def _dsn_has_password(dsn: str) -> bool:
+    """Whether *dsn* carries `user:password@` (a password may hold `/`)."""
+    rest = dsn.split("://", 1)[1]
+    return "@" in rest and ":" in rest.rsplit("@", 1)[0]
 
 
 # The dsn's TLS options that asyncpg ignores when given a context of ours.
@@ -234,6 +302,15 @@ CHECKS = (
         "replayed nothing yet); a primary passes.",
         threshold="replica_lag_max",
     ),
+    CheckDef(
+        "query_{item}",
+        Category.RELIABILITY,
+        Severity.CRITICAL,
+        "The first row the query returns, run read-only, meets its `expect` "
+        "condition: one check per entry of `queries`, named after it "
+        "(`query_migrations_applied`).",
+        items=lambda config: [query.name for query in config.queries],
+    ),
 )
 
 
@@ -268,12 +345,22 @@ class ServerFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class Answer:
+    """What a judged query returned: its first row as a JSON-like document
+    (None when it returned no row), or the error the server gave."""
+
+    row: dict[str, Any] | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """What one run saw; *connect_seconds* is None when it reused a connection."""
 
     facts: ServerFacts
     query_seconds: float
     connect_seconds: float | None
+    answers: Mapping[str, Answer] = field(default_factory=dict)
 
 
 async def _connect(
@@ -341,7 +428,55 @@ async def _observe(
             # next run.
             await connection.execute("ROLLBACK", timeout=deadline.remaining())
         row = await connection.fetchrow(FACTS_SQL, timeout=deadline.remaining())
-    return Observation(_facts_from(row), query_seconds, connect_seconds)
+    answers = await _ask(connection, config.queries, deadline)
+    return Observation(_facts_from(row), query_seconds, connect_seconds, answers)
+
+
+def plain(value: Any) -> Any:
+    """*value*, as a condition compares it: numbers, text, booleans, null
+    and lists as they are; a numeric as an int or float; times and dates in
+    ISO 8601; anything else as its text."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return str(value)
+
+
+async def _ask(
+    connection: _Connection, queries: Sequence[JudgedQuery], deadline: Deadline
+) -> dict[str, Answer]:
+    """Run the judged *queries* in one read-only transaction, each within
+    what is left of *deadline*, and roll it back. A query the server
+    refuses (a missing table, no privilege, a write) is that query's
+    answer; a timeout or a dropped connection ends the run."""
+    if not queries:
+        return {}
+    answers: dict[str, Answer] = {}
+    await connection.execute("BEGIN READ ONLY", timeout=deadline.remaining())
+    for query in queries:
+        with _naming_what_hung(f"query {query.name}", deadline):
+            try:
+                row = await connection.fetchrow(query.sql, timeout=deadline.remaining())
+            except _DROPPED_CONNECTION_ERRORS:
+                raise
+            except pg_errors.PostgresError as refusal:
+                answers[query.name] = Answer(error=_describe(refusal))
+                # The failed statement aborted the transaction: start another.
+                await connection.execute(
+                    "ROLLBACK; BEGIN READ ONLY", timeout=deadline.remaining()
+                )
+                continue
+        document = None if row is None else {k: plain(v) for k, v in row.items()}
+        answers[query.name] = Answer(row=document)
+    await connection.execute("ROLLBACK", timeout=deadline.remaining())
+    return answers
 
 
 # A reused connection that fails with one of these was dropped by the server
@@ -542,6 +677,26 @@ def _judge_replica_lag(
         )
 
 
+def judge_answer(query: JudgedQuery, answer: Answer) -> tuple[bool, str]:
+    """`query_<name>`: the first row meets `expect`; the detail names the
+    values seen."""
+    if answer.error:
+        return False, f"the query failed: {answer.error}"
+    if answer.row is None:
+        return False, f"the query returned no row; {query.expect} needs one"
+    shown = json.dumps(answer.row, default=str)[:120]
+    passed, why = query.condition().evaluate(answer.row)
+    return passed, f"{query.expect} holds: {shown}" if passed else why
+
+
+def _judge_queries(
+    checks: Checks, queries: Sequence[JudgedQuery], answers: Mapping[str, Answer]
+) -> None:
+    for query in queries:
+        answer = answers.get(query.name, Answer(error="not run"))
+        checks.record(f"query_{query.name}", *judge_answer(query, answer))
+
+
 def _samples(observation: Observation) -> tuple[Sample, ...]:
     facts = observation.facts
     samples = [
@@ -585,4 +740,5 @@ async def probe(config: PostgresConfig, ctx: ProbeContext) -> ProbeResult:
     _judge_extensions(checks, config.required_extensions, facts)
     _judge_tls(checks, facts)
     _judge_replica_lag(checks, config, facts)
+    _judge_queries(checks, config.queries, observation.answers)
     return ProbeResult(checks=checks.finish(), samples=_samples(observation))

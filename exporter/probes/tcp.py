@@ -1,4 +1,5 @@
-"""Probe that opens a TCP connection, optionally with TLS, and talks a line.
+"""Probe that opens a TCP connection, optionally with TLS, and talks a line;
+or, with `expect_closed`, that a port a firewall must block accepts nothing.
 
 # HELP readiness_tcp_connect_seconds Time to open the connection ...
 readiness_tcp_connect_seconds{probe="mqtt"} 0.0012
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import errno
 import re
+import socket
 import time
 from typing import ClassVar, Literal, Self
 
@@ -25,6 +28,7 @@ from exporter.probes.base import (
     Regex,
     Sample,
     Severity,
+    first_line,
 )
 from exporter.probes.context import Deadline, ProbeContext
 from exporter.probes.shared.streams import close_stream
@@ -36,6 +40,15 @@ CHECKS = (
         Category.RELIABILITY,
         Severity.CRITICAL,
         "The TCP connection (and, with `tls: true`, the TLS handshake) succeeds.",
+        when=lambda config: not config.expect_closed,
+    ),
+    CheckDef(
+        "port_closed",
+        Category.SECURITY,
+        Severity.CRITICAL,
+        "Nothing accepts the connection: it is refused, rejected as host "
+        "unreachable, or unanswered within the timeout (with `expect_closed`).",
+        when=lambda config: config.expect_closed,
     ),
     CheckDef(
         "expect_matched",
@@ -49,7 +62,8 @@ CHECKS = (
 METRICS = (
     MetricSpec(
         "tcp_connect_seconds",
-        "Time to open the connection, TLS handshake included, last run.",
+        "Time to open the connection, TLS handshake included, last run; with"
+        " expect_closed, only when the port accepted one.",
     ),
 )
 
@@ -70,11 +84,23 @@ class TcpConfig(BaseProbeConfig):
     send: str | None = None
     expect: Regex | None = None
     max_read_bytes: int = Field(default=4096, ge=1, le=1_048_576)
+    expect_closed: bool = False
 
     @model_validator(mode="after")
     def _tls_settings_need_tls(self) -> Self:
         if self.tls_config.model_fields_set and not self.tls:
             raise ValueError("tls_config applies to TLS only; add tls: true")
+        if self.expect_closed:
+            talking = [
+                name
+                for name in ("tls", "send", "expect")
+                if getattr(self, name) not in (None, False)
+            ]
+            if talking:
+                raise ValueError(
+                    f"expect_closed checks that nothing accepts the connection,"
+                    f" so there is nobody to talk to: drop {', '.join(talking)}"
+                )
         return self
 
 
@@ -151,19 +177,111 @@ async def _judge_reply(
     checks.record("expect_matched", matched, detail)
 
 
+# How a connection that could not be opened reads in a detail. Every one of
+# them passes `port_closed`: from where the probe stands, nothing can
+# connect. Only a name that does not resolve fails the run (`connect`): the
+# probe could not tell which host to try.
+_WHY_CLOSED = {
+    errno.ECONNREFUSED: "refused (nothing listens, or a firewall rejects)",
+    errno.EHOSTUNREACH: "host unreachable (rejected by a firewall, or down)",
+    errno.ENETUNREACH: "network unreachable from here",
+    errno.EACCES: "blocked by this host's own firewall",
+    errno.EPERM: "blocked by this host's own firewall",
+}
+
+
+async def _addresses(config: TcpConfig, deadline: Deadline) -> list[str]:
+    """Every address `host` resolves to: a port closed on IPv4 but open on
+    IPv6 is open."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout_at(deadline.loop_time()):
+            infos = await loop.getaddrinfo(
+                config.host, config.port, type=socket.SOCK_STREAM
+            )
+    except TimeoutError:
+        raise TimeoutError(
+            f"resolving {config.host}: no answer within {deadline.budget:g}s"
+        ) from None
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def _attempt(address: str, port: int, deadline: Deadline) -> tuple[float, str]:
+    """Try to connect to *address*: the connect time if it opened (the
+    connection is closed at once), else -1 and why not."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout_at(deadline.loop_time()):
+            _reader, writer = await asyncio.open_connection(address, port)
+    except TimeoutError:
+        # The firewall drops the SYN and no answer comes.
+        return -1, f"no answer within {deadline.budget:g}s (filtered)"
+    except OSError as error:
+        if error.errno in _WHY_CLOSED:
+            return -1, _WHY_CLOSED[error.errno]
+        return -1, first_line(error, 80)
+    seconds = time.perf_counter() - started
+    await close_stream(writer, deadline)
+    return seconds, ""
+
+
+async def judge_closed(
+    config: TcpConfig, addresses: list[str], deadline: Deadline
+) -> ProbeResult:
+    """`port_closed` on every one of *addresses*, tried at once: a refusal
+    or silence is the healthy answer, so neither fails the run; a
+    connection that opens, on any address, is the finding."""
+    checks = Checks(CHECKS, config)
+    outcomes = await asyncio.gather(
+        *(_attempt(address, config.port, deadline) for address in addresses)
+    )
+    opened = {a: s for a, (s, _) in zip(addresses, outcomes, strict=True) if s >= 0}
+    if not opened:
+        why = [w for _, w in outcomes]
+        detail = (
+            why[0]
+            if len(why) == 1
+            else "; ".join(f"{a} {w}" for a, w in zip(addresses, why, strict=True))
+        )
+        checks.record("port_closed", True, detail)
+        return ProbeResult(checks=checks.finish())
+    where = ", ".join(opened)
+    checks.record(
+        "port_closed",
+        False,
+        f"port {config.port} accepted a connection on {where}; a firewall must"
+        " keep it closed to this network",
+    )
+    return ProbeResult(
+        checks=checks.finish(),
+        samples=(Sample("tcp_connect_seconds", min(opened.values())),),
+    )
+
+
 async def probe(config: TcpConfig, ctx: ProbeContext) -> ProbeResult:
-    """Connect, optionally send a line and match the reply, then close."""
+    """Connect, optionally send a line and match the reply, then close; with
+    `expect_closed`, judge that the connection is not accepted."""
+    if config.expect_closed:
+        addresses = await _addresses(config, ctx.deadline)
+        return await judge_closed(config, addresses, ctx.deadline)
     checks = Checks(CHECKS, config)
     tls_context = config.tls_config.context() if config.tls else None
     server_name = config.tls_config.server_name or config.host
     started = time.perf_counter()
-    reader, writer = await asyncio.open_connection(
-        config.host,
-        config.port,
-        ssl=tls_context,
-        server_hostname=server_name if tls_context else None,
-        limit=config.max_read_bytes,
-    )
+    try:
+        async with asyncio.timeout_at(ctx.deadline.loop_time()):
+            reader, writer = await asyncio.open_connection(
+                config.host,
+                config.port,
+                ssl=tls_context,
+                server_hostname=server_name if tls_context else None,
+                limit=config.max_read_bytes,
+            )
+    except TimeoutError:
+        what = "connect and TLS handshake" if tls_context else "connect"
+        raise TimeoutError(
+            f"{what}: no answer within {ctx.deadline.budget:g}s"
+        ) from None
     connect_seconds = time.perf_counter() - started
     try:
         checks.record("port_open", True, f"connected in {connect_seconds:.3f}s")

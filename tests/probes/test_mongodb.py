@@ -21,7 +21,12 @@ from exporter.config import parse_config
 from exporter.kinds import PROBES
 from exporter.probes.base import ProbeResult, Reason, Severity
 from exporter.probes.context import ProbeContext, SharedResources
-from exporter.probes.mongodb import MongodbConfig, MongoState, _without_credentials
+from exporter.probes.mongodb import (
+    MongodbConfig,
+    MongoState,
+    _without_credentials,
+    encryption,
+)
 from tests.conftest import StartServer, free_port
 from tests.helpers import (
     config_problems,
@@ -442,7 +447,9 @@ async def test_unanswered_command_is_timeout_on_the_drivers_deadline(
     assert (await run_once(config, ctx=ctx)).success
 
 
-async def test_run_cut_off_by_the_runner_drops_its_client(ctx: ProbeContext) -> None:
+async def test_commands_that_take_the_whole_budget_end_the_run_and_its_client(
+    ctx: ProbeContext,
+) -> None:
     mongo = MockMongo.start(set_name="rs0")
     config = make_config(uri=mongo.uri(), replica_set=True)
 
@@ -454,13 +461,14 @@ async def test_run_cut_off_by_the_runner_drops_its_client(ctx: ProbeContext) -> 
 
     try:
         mongo.answer("serverStatus", slow_status)
-        # 1 s + replSetGetStatus's 1.44 s socket timeout: the runner's 2 s
-        # timeout cancels the run first.
+        # 1 s + replSetGetStatus's 1.44 s socket timeout would overrun the
+        # run: the probe ends it at its budget (1.8 s of 2 s), by itself.
         hang = mongo.never_answer("replSetGetStatus")
         result = await run_once(config, ctx=ctx)
         hang.cancel()
         assert result.reason is Reason.TIMEOUT
-        assert the_runners_own_timeout(config, result), result.error
+        assert not the_runners_own_timeout(config, result), result.error
+        assert "answers took the whole budget (1.8s)" in result.error
         assert ctx.state(MongoState).clients is None
 
         mongo.answer("serverStatus", server_status())
@@ -604,6 +612,130 @@ async def test_tls_endpoint_without_tls_config_is_not_spoken_to_in_plain(
     assert result.reason is Reason.CONNECT, result.error
 
 
+# --- require_tls: connection_encrypted ---------------------------------------------------
+
+
+async def test_require_tls_passes_over_tls_config(
+    tls_mongo: tuple[MockMongo, TlsFront], ca_file: Path, ctx: ProbeContext
+) -> None:
+    _, front = tls_mongo
+    config = make_config(
+        uri=tls_uri(front), tls_config={"ca_file": str(ca_file)}, require_tls=True
+    )
+
+    result = await run_once(config, ctx=ctx)
+
+    assert result.success, result.error
+    assert verdicts(result)["connection_encrypted"] is True
+    assert detail(result, "connection_encrypted") == (
+        "TLS on (tls_config) and the server answered over it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "source"),
+    [
+        ("tls=true&tlsCAFile={ca}", "tls=true in the uri"),
+        ("ssl=true&tlsCAFile={ca}", "tls=true in the uri"),
+        ("tlsCAFile={ca}", "the uri's TLS options"),
+    ],
+)
+async def test_require_tls_passes_over_the_uris_tls(
+    tls_mongo: tuple[MockMongo, TlsFront],
+    ca_file: Path,
+    ctx: ProbeContext,
+    options: str,
+    source: str,
+) -> None:
+    _, front = tls_mongo
+    uri = f"{tls_uri(front)}&{options.format(ca=ca_file)}"
+
+    result = await run_once(make_config(uri=uri, require_tls=True), ctx=ctx)
+
+    assert result.success, result.error
+    assert detail(result, "connection_encrypted") == (
+        f"TLS on ({source}) and the server answered over it"
+    )
+
+
+async def test_require_tls_says_when_the_certificate_is_not_verified(
+    tls_mongo: tuple[MockMongo, TlsFront], ctx: ProbeContext
+) -> None:
+    _, front = tls_mongo
+    uri = f"{tls_uri(front)}&tls=true&tlsInsecure=true"
+
+    result = await run_once(make_config(uri=uri, require_tls=True), ctx=ctx)
+
+    assert result.success, result.error
+    assert detail(result, "connection_encrypted") == (
+        "TLS on (tls=true in the uri) and the server answered over it; the"
+        " server's certificate is not verified"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "why"),
+    [
+        ("directConnection=true", "no tls_config and no tls=true in the uri"),
+        ("directConnection=true&tls=false", "the uri says tls=false"),
+    ],
+)
+async def test_require_tls_fails_on_a_plain_connection(
+    mongo: MockMongo, ctx: ProbeContext, options: str, why: str
+) -> None:
+    result = await run_once(
+        make_config(uri=mongo.uri(options=options), require_tls=True), ctx=ctx
+    )
+
+    # The server answered: everything else is judged, and the critical
+    # finding is the plain text.
+    assert result.reason is Reason.CHECK, result.error
+    assert result.error == "failed: connection_encrypted"
+    assert verdicts(result) == {
+        "reachable": True,
+        "connection_encrypted": False,
+        "connections_under_limit": True,
+    }
+    assert detail(result, "connection_encrypted") == f"plain text: {why}"
+
+
+async def test_require_tls_is_not_judged_when_the_handshake_fails(
+    tls_mongo: tuple[MockMongo, TlsFront], ctx: ProbeContext, tmp_path: Path
+) -> None:
+    _, front = tls_mongo
+    other_ca = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other_ca))
+    config = make_config(
+        uri=tls_uri(front), tls_config={"ca_file": str(other_ca)}, require_tls=True
+    )
+
+    result = await run_once(config, ctx=ctx)
+
+    assert result.reason is Reason.TLS, result.error
+    assert verdicts(result)["connection_encrypted"] is False
+    assert detail(result, "connection_encrypted").startswith("not evaluated (tls:")
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        (
+            "mongodb+srv://app@cluster0.example.net/",
+            (True, "TLS on (mongodb+srv:// (TLS by default)) and the server"),
+        ),
+        ("mongodb+srv://app@cluster0.example.net/?tls=false", (False, "plain text")),
+        ("mongodb+srv://app@cluster0.example.net/?ssl=false", (False, "plain text")),
+        ("mongodb://h/?SSL=true", (True, "TLS on (tls=true in the uri)")),
+        ("mongodb://h/?tlsAllowInvalidHostnames=false", (True, "TLS on (the uri's")),
+    ],
+)
+def test_encryption_reads_the_uri_as_pymongo_does(
+    uri: str, expected: tuple[bool, str]
+) -> None:
+    passed, why = encryption(make_config(uri=uri, require_tls=True))
+    assert (passed, why[: len(expected[1])]) == expected
+
+
 @pytest.mark.parametrize(
     ("field", "content", "message"),
     [
@@ -693,10 +825,13 @@ def test_plan_follows_the_config() -> None:
         "reachable",
         "connections_under_limit",
     ]
-    everything = make_config(uri="mongodb://h", expect_auth=True, replica_set=True)
+    everything = make_config(
+        uri="mongodb://h", expect_auth=True, replica_set=True, require_tls=True
+    )
     assert [(s.name, s.category, s.severity) for s in plan(everything)] == [
         ("reachable", "reliability", "critical"),
         ("auth_required", "security", "critical"),
+        ("connection_encrypted", "security", "critical"),
         ("replset_has_primary", "reliability", "critical"),
         ("replset_members_healthy", "reliability", "warning"),
         ("replica_lag", "reliability", "warning"),
@@ -714,7 +849,10 @@ def test_plan_follows_the_config() -> None:
         ),
         ({"uri": "mongodb://h", "password": "x"}, "need a user name in the uri"),
         ({"uri": "mongodb://h/?bogusOption=1"}, "not a valid MongoDB connection"),
-        ({"uri": "mongodb://h", "connections_ratio_max": 1.5}, "less than or equal"),
+        (
+            {"uri": "mongodb://h", "connections_ratio_max": 1.5},
+            "expected at most 1.0, got 1.5",
+        ),
         ({"uri": "mongodb://h", "replica_lag_max": "soon"}, "invalid duration"),
         (
             {"uri": "mongodb://h", "ca_file": "/ca.pem"},

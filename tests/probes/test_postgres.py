@@ -21,9 +21,17 @@ import trustme
 import yaml
 
 from exporter.config import parse_config
+from exporter.kinds import PROBES
 from exporter.probes.base import ProbeResult, Reason, Severity
 from exporter.probes.context import ProbeContext, SharedResources
-from exporter.probes.postgres import APPLICATION_NAME, PostgresConfig
+from exporter.probes.postgres import (
+    APPLICATION_NAME,
+    Answer,
+    JudgedQuery,
+    PostgresConfig,
+    judge_answer,
+    plain,
+)
 from tests.conftest import StartServer, free_port
 from tests.helpers import (
     config_problems,
@@ -386,6 +394,268 @@ async def test_bad_query_is_a_config_error(
     assert "42601" in result.error
 
 
+# --- judged queries (queries: query_<name>) ----------------------------------------------
+
+# A schema as a TimescaleDB application leaves it: a migrations table and a
+# table the migrations turn into a hypertable (here a plain table: the
+# fixture has no TimescaleDB, and the check reads what is present).
+SCHEMA_SQL = """
+CREATE SCHEMA estate;
+CREATE TABLE estate.schema_migrations (version text PRIMARY KEY);
+INSERT INTO estate.schema_migrations
+    VALUES ('20240101'), ('20240201'), ('20240301');
+CREATE TABLE estate.conditions (time timestamptz NOT NULL, value float8);
+CREATE TABLE estate.probe_writes (at timestamptz DEFAULT now());
+GRANT USAGE ON SCHEMA estate TO app;
+GRANT SELECT ON ALL TABLES IN SCHEMA estate TO app;
+GRANT INSERT, DELETE ON estate.probe_writes, estate.schema_migrations TO app;
+"""
+
+MIGRATIONS = {
+    "name": "migrations_applied",
+    "sql": "SELECT count(*) AS applied FROM estate.schema_migrations",
+    "expect": "applied >= 3",
+}
+LATEST = {
+    "name": "latest_migration",
+    "sql": "SELECT max(version) AS latest FROM estate.schema_migrations",
+    "expect": 'latest == "20240301"',
+}
+HYPERTABLE = {
+    "name": "hypertable_present",
+    "sql": "SELECT to_regclass('estate.conditions') IS NOT NULL AS present",
+    "expect": "present == true",
+}
+
+
+@pytest.fixture
+async def estate(admin: Any) -> AsyncIterator[None]:
+    await admin.execute(SCHEMA_SQL)
+    yield
+    # A probe that left a transaction open holds locks: fail, do not hang.
+    await admin.execute("SET lock_timeout = '5s'; DROP SCHEMA estate CASCADE")
+
+
+async def test_judged_queries_pass_and_show_the_row(
+    cluster: PostgresCluster, ctx: ProbeContext, estate: None
+) -> None:
+    config = make_config(app_dsn(cluster), queries=[MIGRATIONS, LATEST, HYPERTABLE])
+
+    result = await run_once(config, ctx=ctx)
+
+    assert result.success, result.error
+    assert [c.name for c in result.checks][-3:] == [
+        "query_migrations_applied",
+        "query_latest_migration",
+        "query_hypertable_present",
+    ]
+    assert detail(result, "query_migrations_applied") == (
+        'applied >= 3 holds: {"applied": 3}'
+    )
+    assert detail(result, "query_latest_migration") == (
+        'latest == "20240301" holds: {"latest": "20240301"}'
+    )
+    assert detail(result, "query_hypertable_present") == (
+        'present == true holds: {"present": true}'
+    )
+
+
+async def test_each_fault_fails_its_own_query_and_names_the_value(
+    cluster: PostgresCluster, ctx: ProbeContext, admin: Any, estate: None
+) -> None:
+    config = make_config(app_dsn(cluster), queries=[MIGRATIONS, LATEST, HYPERTABLE])
+    await admin.execute(
+        "DELETE FROM estate.schema_migrations WHERE version = '20240301';"
+        " DROP TABLE estate.conditions"
+    )
+
+    result = await run_once(config, ctx=ctx)
+
+    assert result.reason is Reason.CHECK
+    assert {name for name in failing(result) if name.startswith("query_")} == {
+        "query_migrations_applied",
+        "query_latest_migration",
+        "query_hypertable_present",
+    }
+    # The condition's words (shared with http): the column, what it held.
+    assert detail(result, "query_migrations_applied").endswith(
+        "applied is 2, wanted >= 3"
+    )
+    assert detail(result, "query_latest_migration").endswith(
+        'latest is "20240201", wanted == "20240301"'
+    )
+    assert detail(result, "query_hypertable_present").endswith(
+        "present is false, wanted == true"
+    )
+    # The rest of the probe is judged as ever.
+    assert verdicts(result)["reachable"] and verdicts(result)["replica_lag"]
+
+
+async def test_a_refused_query_fails_its_check_and_the_next_still_runs(
+    cluster: PostgresCluster, ctx: ProbeContext, admin: Any, estate: None
+) -> None:
+    config = make_config(app_dsn(cluster), queries=[MIGRATIONS, HYPERTABLE])
+    await admin.execute("DROP TABLE estate.schema_migrations")
+
+    result = await run_once(config, ctx=ctx)
+
+    assert result.reason is Reason.CHECK, result.error
+    assert detail(result, "query_migrations_applied") == (
+        "the query failed: UndefinedTableError: relation"
+        ' "estate.schema_migrations" does not exist (SQLSTATE 42P01)'
+    )
+    # The failed statement aborted the transaction; the next query got a new one.
+    assert verdicts(result)["query_hypertable_present"] is True
+
+
+async def test_a_judged_query_cannot_write(
+    cluster: PostgresCluster, ctx: ProbeContext, admin: Any, estate: None
+) -> None:
+    # A data-modifying WITH starts with WITH, so only the read-only
+    # transaction stops it.
+    sneaky = {
+        "name": "sneaky",
+        "sql": "WITH gone AS (DELETE FROM estate.schema_migrations RETURNING 1)"
+        " SELECT count(*) AS n FROM gone",
+        "expect": "n == 0",
+    }
+    config = make_config(app_dsn(cluster), queries=[sneaky])
+
+    result = await run_once(config, ctx=ctx)
+
+    # The server names the statement's own tag, SELECT.
+    assert detail(result, "query_sneaky") == (
+        "the query failed: ReadOnlySQLTransactionError: cannot execute SELECT in"
+        " a read-only transaction (SQLSTATE 25006)"
+    )
+    assert await admin.fetchval("SELECT count(*) FROM estate.schema_migrations") == 3
+
+
+async def test_judged_queries_leave_the_session_as_they_found_it(
+    cluster: PostgresCluster, ctx: ProbeContext, admin: Any, estate: None
+) -> None:
+    # The readiness query may write (a heartbeat row): the read-only
+    # transaction of the judged queries ends with every run.
+    config = make_config(
+        app_dsn(cluster),
+        query="INSERT INTO estate.probe_writes DEFAULT VALUES",
+        queries=[MIGRATIONS],
+    )
+    for _ in range(2):
+        result = await run_once(config, ctx=ctx)
+        assert result.success, result.error
+    assert await admin.fetchval("SELECT count(*) FROM estate.probe_writes") == 2
+    states = await admin.fetch(
+        "SELECT state FROM pg_stat_activity WHERE usename = 'app'"
+        " AND application_name = $1",
+        APPLICATION_NAME,
+    )
+    assert [row["state"] for row in states] == ["idle"]
+
+
+async def test_a_query_without_a_row_or_without_the_column_says_so(
+    cluster: PostgresCluster, ctx: ProbeContext, estate: None
+) -> None:
+    config = make_config(
+        app_dsn(cluster),
+        queries=[
+            {
+                "name": "no_row",
+                "sql": "SELECT version FROM estate.schema_migrations WHERE false",
+                "expect": "version exists",
+            },
+            {
+                "name": "unnamed_column",
+                "sql": "SELECT count(*) FROM estate.schema_migrations",
+                "expect": "applied >= 3",
+            },
+        ],
+    )
+
+    result = await run_once(config, ctx=ctx)
+
+    assert detail(result, "query_no_row") == (
+        "the query returned no row; version exists needs one"
+    )
+    # The condition's own words name the columns the row has.
+    assert "count" in detail(result, "query_unnamed_column")
+    assert verdicts(result)["query_unnamed_column"] is False
+
+
+async def test_a_hanging_judged_query_is_timeout_and_says_which(
+    cluster: PostgresCluster, ctx: ProbeContext, admin: Any
+) -> None:
+    slow = {
+        "name": "slow",
+        "sql": "SELECT pg_sleep(30) AS slept",
+        "expect": "slept exists",
+    }
+    config = make_config(
+        cluster.dsn("counted", COUNTED_PASSWORD), queries=[slow], timeout=1
+    )
+
+    result = await run_once(config, ctx=ctx)
+
+    assert result.reason is Reason.TIMEOUT
+    assert "query slow: no answer within 0.9s" in result.error
+    assert await wait_for_backends(admin, "counted", 0) == 0
+
+
+def test_values_are_compared_as_json() -> None:
+    import datetime
+    import decimal
+    import uuid
+
+    assert plain(decimal.Decimal("3")) == 3
+    assert plain(decimal.Decimal("0.25")) == 0.25
+    assert plain(datetime.date(2024, 3, 1)) == "2024-03-01"
+    assert plain([decimal.Decimal("1"), None]) == [1, None]
+    assert plain(uuid.UUID(int=1)) == "00000000-0000-0000-0000-000000000001"
+    ratio = JudgedQuery(name="r", sql="SELECT 1", expect="ratio < 0.5")
+    assert judge_answer(ratio, Answer(row={"ratio": 0.25})) == (
+        True,
+        'ratio < 0.5 holds: {"ratio": 0.25}',
+    )
+
+
+def test_queries_plan_one_check_each() -> None:
+    config = make_config("postgresql://db/x", queries=[MIGRATIONS, HYPERTABLE])
+    plan = PROBES["postgres"].plan(config)
+    assert [(s.name, s.category, s.severity) for s in plan][-2:] == [
+        ("query_migrations_applied", "reliability", "critical"),
+        ("query_hypertable_present", "reliability", "critical"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (
+            {"name": "bad", "sql": "DELETE FROM schema_migrations", "expect": "n == 0"},
+            "the query starts with DELETE: a judged query runs in a read-only"
+            " transaction and must be SELECT, WITH, VALUES, TABLE or SHOW",
+        ),
+        (
+            {"name": "bad", "sql": "SELECT 1 AS n", "expect": "n is 1"},
+            "invalid condition 'n is 1'",
+        ),
+        (
+            {"name": "Bad Name", "sql": "SELECT 1 AS n", "expect": "n == 1"},
+            "queries[0].name",
+        ),
+        ({"name": "bad", "sql": "SELECT 1 AS n"}, "queries[0].expect"),
+    ],
+)
+def test_bad_queries_say_what_to_write(query: dict[str, str], message: str) -> None:
+    problems = postgres_problems(dsn="postgresql://db/x", queries=[query])
+    assert message in problems
+
+
+def test_query_names_are_unique() -> None:
+    problems = postgres_problems(dsn="postgresql://db/x", queries=[MIGRATIONS] * 2)
+    assert "query names ['migrations_applied'] are used more than once" in problems
+
+
 # --- checks ---------------------------------------------------------------------------
 
 
@@ -732,7 +1002,7 @@ async def test_env_reference_in_dsn(
         ),
         (
             {"dsn": "postgresql://db/x", "connections_ratio_max": 1.5},
-            "field 'connections_ratio_max': Input should be less than or equal to 1",
+            "field 'connections_ratio_max': expected at most 1.0, got 1.5",
         ),
         (
             {"dsn": "postgresql://db/x", "max_connections_ratio": 0.5},
@@ -778,6 +1048,20 @@ def test_password_and_password_file_together_is_one_error() -> None:
         "probe 'db' (probes[0]): set either password or password_file, not both"
         " (password_file is read at every use, so rotation needs no reload)"
     ]
+
+
+@pytest.mark.parametrize(
+    "dsn", ["postgresql://app:s3cr3t@db/x", "postgresql://app:ab/c+d=@db/x"]
+)
+def test_a_password_in_the_dsn_and_in_a_field_is_refused(dsn: str) -> None:
+    problems = postgres_problems(dsn=dsn, password_file="/p")
+
+    assert problems.splitlines() == [
+        "probe 'db' (probes[0]): the dsn holds a password and password/"
+        "password_file is set too; keep one (password_file keeps it out of the"
+        " config)"
+    ]
+    assert "s3cr3t" not in problems and "ab/c" not in problems
 
 
 def test_tls_config_without_tls_options_in_the_dsn_loads() -> None:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 
+from exporter.kinds import PROBES
 from exporter.probes.base import ProbeResult, Reason
+from exporter.probes.context import Deadline
+from exporter.probes.tcp import judge_closed
 from tests.conftest import free_port
 from tests.helpers import (
     config_problems,
@@ -183,6 +187,146 @@ async def test_match_across_many_small_pieces() -> None:
             port=port, send="HI", expect=r"\.220 ready", max_read_bytes=4096
         )
     assert result.success, detail(result, "expect_matched")
+
+
+# --- expect_closed: a port a firewall must keep closed -----------------------------------
+
+
+@contextlib.contextmanager
+def filtered_port() -> Iterator[int]:
+    """A port that answers no SYN, as one behind a DROP rule: a listener
+    that never accepts, with its accept queue filled (Linux then drops new
+    SYNs, so a connect hangs until the client gives up)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port: int = listener.getsockname()[1]
+    fillers: list[socket.socket] = []
+    try:
+        for _ in range(8):  # the queue holds backlog + 1 on Linux
+            filler = socket.socket()
+            filler.settimeout(0.2)
+            fillers.append(filler)
+            try:
+                filler.connect(("127.0.0.1", port))
+            except TimeoutError:
+                break
+        else:
+            pytest.skip("this kernel accepts every connection into the queue")
+        yield port
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+async def test_expect_closed_passes_on_a_refused_port() -> None:
+    result = await run(port=free_port(), expect_closed=True)
+    assert result.success, result.error
+    assert result.reason is None
+    assert verdicts(result) == {"port_closed": True}
+    assert detail(result, "port_closed") == (
+        "refused (nothing listens, or a firewall rejects)"
+    )
+    assert sample(result, "tcp_connect_seconds") is None
+
+
+async def test_expect_closed_passes_on_a_filtered_port_within_the_timeout() -> None:
+    with filtered_port() as port:
+        result = await asyncio.wait_for(
+            run(port=port, expect_closed=True, timeout=0.5), 5
+        )
+    # Silence is the healthy answer here: the run is no timeout.
+    assert result.success, result.error
+    assert result.reason is None
+    assert detail(result, "port_closed") == "no answer within 0.45s (filtered)"
+
+
+async def test_expect_closed_fails_when_the_port_accepts() -> None:
+    async with serve(hold) as port:
+        result = await run(port=port, expect_closed=True)
+    assert result.reason is Reason.CHECK, result.error
+    assert result.error == "failed: port_closed"
+    assert verdicts(result) == {"port_closed": False}
+    assert detail(result, "port_closed") == (
+        f"port {port} accepted a connection on 127.0.0.1; a firewall must keep"
+        " it closed to this network"
+    )
+    assert (sample(result, "tcp_connect_seconds") or 0) > 0
+
+
+async def test_expect_closed_tries_every_address_of_the_host() -> None:
+    # Closed on IPv4, open on IPv6 (a classic gap): open.
+    listener = socket.socket(socket.AF_INET6)
+    try:
+        listener.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    listener.listen()
+    port = listener.getsockname()[1]
+    config = probe_config("tcp", host="localhost", port=port, expect_closed=True)
+    try:
+        both = await judge_closed(config, ["127.0.0.1", "::1"], Deadline(2.0))
+    finally:
+        listener.close()
+    after = await judge_closed(config, ["127.0.0.1", "::1"], Deadline(2.0))
+
+    assert verdicts(both) == {"port_closed": False}
+    assert "accepted a connection on ::1;" in detail(both, "port_closed")
+    assert verdicts(after) == {"port_closed": True}
+    assert detail(after, "port_closed") == (
+        "127.0.0.1 refused (nothing listens, or a firewall rejects);"
+        " ::1 refused (nothing listens, or a firewall rejects)"
+    )
+
+
+async def test_expect_closed_on_a_name_that_does_not_resolve_is_connect() -> None:
+    # The probe cannot tell which host to try: no verdict, not a pass.
+    result = await run_once(
+        probe_config(
+            "tcp", host="readiness-test.invalid", port=27017, expect_closed=True
+        )
+    )
+    assert result.reason is Reason.CONNECT, result.error
+    assert "gaierror" in result.error
+    assert verdicts(result) == {"port_closed": False}
+
+
+def test_expect_closed_plans_port_closed_alone() -> None:
+    plan = PROBES["tcp"].plan
+    config = probe_config("tcp", host="db", port=27017, expect_closed=True)
+    assert [(s.name, s.category, s.severity) for s in plan(config)] == [
+        ("port_closed", "security", "critical")
+    ]
+    open_config = probe_config("tcp", host="db", port=27017, expect="x")
+    assert [s.name for s in plan(open_config)] == ["port_open", "expect_matched"]
+
+
+@pytest.mark.parametrize(
+    ("lines", "dropped"),
+    [
+        (["send: PING"], "send"),
+        (["expect: PONG"], "expect"),
+        (["tls: true"], "tls"),
+        (["tls: true", "send: PING"], "tls, send"),
+    ],
+)
+def test_expect_closed_with_something_to_say_is_a_config_error(
+    lines: list[str], dropped: str
+) -> None:
+    entry = [
+        "- kind: tcp",
+        "  name: mongo-from-outside",
+        "  host: 127.0.0.1",
+        "  port: 27017",
+        "  expect_closed: true",
+        *(f"  {line}" for line in lines),
+    ]
+    assert config_problems("\n".join(entry)) == (
+        "probe 'mongo-from-outside' (probes[0]): expect_closed checks that"
+        " nothing accepts the connection, so there is nobody to talk to: drop"
+        f" {dropped}"
+    )
 
 
 # --- TLS ----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The http kind: one HTTP request, and a verdict on its reply.
 
-Status, body regex, JSON conditions, latency p95 over a window of runs,
-browser security headers, CORS, the http->https redirect and rate-limit
+Status, body regex, JSON conditions, latency p95 over a window of runs
+(`latency.py`), browser security headers, CORS, the http->https redirect and rate-limit
 headers each become a check. The config is in `config.py`, the verdicts in
 `verdicts.py`, the presets in `presets.py`; the client (redirects, secrets,
 body cap, phase timing) is shared with the workers kind. Sample output:
@@ -14,7 +14,6 @@ body cap, phase timing) is shared with the workers kind. Sample output:
 from __future__ import annotations
 
 import time
-from collections import deque
 
 import aiohttp
 
@@ -32,6 +31,7 @@ from exporter.probes.base import (
 from exporter.probes.context import Deadline, ProbeContext
 from exporter.probes.http import verdicts
 from exporter.probes.http.config import SECURITY_HEADERS, HttpConfig
+from exporter.probes.http.latency import LatencyWindow
 from exporter.probes.shared.conditions import CONDITION_CHECK
 from exporter.probes.shared.httpclient import (
     SESSION_KEY,
@@ -66,7 +66,8 @@ METRICS = (
     ),
     MetricSpec(
         "http_latency_p95_seconds",
-        "95th percentile of request latency over the last latency_window runs.",
+        "95th percentile of request latency over the latency window: the last"
+        " latency_window runs within latency_window_age_max.",
     ),
     MetricSpec("http_redirects", "Redirects followed in the last run."),
 )
@@ -101,8 +102,9 @@ CHECKS = (
         "latency_p95",
         Category.PERFORMANCE,
         Severity.WARNING,
-        "The p95 of the last `latency_window` latencies is at most `latency_p95_max` "
-        "(with `latency_p95_max`).",
+        "The p95 latency of the last `latency_window` runs within "
+        "`latency_window_age_max` is at most `latency_p95_max` (with "
+        "`latency_p95_max`).",
         threshold="latency_p95_max",
         when=lambda config: config.latency_p95_max is not None,
     ),
@@ -137,17 +139,14 @@ CHECKS = (
 )
 
 
-class LatencyWindow:
-    """Latencies of this probe's last runs."""
-
-    def __init__(self) -> None:
-        self.values: deque[float] = deque(maxlen=20)
-
-    def add(self, seconds: float, size: int) -> list[float]:
-        if self.values.maxlen != size:
-            self.values = deque(self.values, maxlen=size)
-        self.values.append(seconds)
-        return list(self.values)
+def _add_latency(ctx: ProbeContext, config: HttpConfig, seconds: float) -> list[float]:
+    """The latency window, with this run's *seconds* in it."""
+    return ctx.state(LatencyWindow).add(
+        seconds,
+        now=time.monotonic(),
+        runs=config.latency_window,
+        age_max=config.latency_window_age_max,
+    )
 
 
 def _origin(config: HttpConfig) -> str:
@@ -213,7 +212,6 @@ async def probe(config: HttpConfig, ctx: ProbeContext) -> ProbeResult:
     """Request the target once (plus the plain-http URL if asked) and judge."""
     checks = Checks(CHECKS, config)
     session = ctx.shared(SESSION_KEY, new_session)
-    latencies = ctx.state(LatencyWindow)
     timer = PhaseTimer()
     deadline = ctx.deadline
     started = time.perf_counter()
@@ -231,7 +229,7 @@ async def probe(config: HttpConfig, ctx: ProbeContext) -> ProbeResult:
         # a flapping service cannot flatter its p95 by failing fast. The
         # samples still worth exporting travel with the failure; the runner
         # classifies the cause.
-        window = latencies.add(deadline.budget, config.latency_window)
+        window = _add_latency(ctx, config, deadline.budget)
         samples = (
             Sample.of("http_status_code", 0),
             *_phase_samples(timer),
@@ -239,15 +237,20 @@ async def probe(config: HttpConfig, ctx: ProbeContext) -> ProbeResult:
         )
         raise ProbeError(describe(error, deadline), samples=samples) from error
     latency = time.perf_counter() - started
-    window = latencies.add(latency, config.latency_window)
+    window = _add_latency(ctx, config, latency)
     checks.record(
         "status_ok", *verdicts.status_ok(reply.status, config.valid_status_codes)
     )
     verdicts.judge_body(config, reply, checks)
+    for name, passed, why in await verdicts.judge_conditions_off_loop(config, reply):
+        checks.record(name, passed, why)
     verdicts.judge_headers(config, reply, checks, _origin(config))
     if config.latency_p95_max is not None:
         checks.record(
-            "latency_p95", *verdicts.latency_p95(window, config.latency_p95_max)
+            "latency_p95",
+            *verdicts.latency_p95(
+                window, config.latency_p95_max, config.latency_window_age_max
+            ),
         )
     if config.redirect_https:
         checks.record(

@@ -63,6 +63,7 @@ class HttpConfig(HttpClientConfig):
     conditions: Conditions = Field(default_factory=list)
     latency_p95_max: Duration | None = None
     latency_window: int = Field(default=20, ge=1, le=1000)
+    latency_window_age_max: Duration | None = 300.0
     security_headers: bool | list[SecurityHeader] = True
     cors_check: bool = True
     redirect_https: bool = False
@@ -109,6 +110,11 @@ class HttpConfig(HttpClientConfig):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if self.latency_window_age_max == 0:
+            raise ValueError(
+                "latency_window_age_max must be above zero (null keeps runs of"
+                " any age; latency_window: 1 judges each run alone)"
+            )
         if self.path is not None and URL(self.url).query_string:
             raise ValueError("with path (or a preset) url must not have a ?query")
         endpoints = [c.name for c in self.conditions if c.endpoint is not None]

@@ -11,15 +11,18 @@ these rules can be read (and changed) on their own:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from exporter.probes.base import Checks
+from exporter.probes.base import Checks, format_duration
 from exporter.probes.http.config import SECURITY_HEADERS, HttpConfig
+from exporter.probes.shared import conditions
 from exporter.probes.shared.httpclient import Reply
+from exporter.redact import redact
 
 # The foreign origin the probe claims to come from; `.invalid` can never be a
 # real site (RFC 2606), so a server that grants it grants anyone.
@@ -168,7 +171,8 @@ def https_redirect(status: int, location: str) -> Verdict:
     if status not in (301, 302, 307, 308):
         return False, f"plain http answered HTTP {status}, not a redirect"
     if not location.lower().startswith("https://"):
-        shown = location[:80] or "nothing"
+        # Redacted before it is cut: a cut could hide a password's `@`.
+        shown = redact(location)[:80] or "nothing"
         return False, f"HTTP {status} redirects to {shown!r}, not https"
     return True, f"HTTP {status} to https"
 
@@ -185,31 +189,59 @@ def p95(values: Iterable[float]) -> float:
     return ordered[rank - 1]
 
 
-def latency_p95(window: list[float], target: float) -> Verdict:
-    """`latency_p95`: the p95 over the window is at most *target*."""
+def latency_p95(
+    window: list[float], target: float, age_max: float | None = None
+) -> Verdict:
+    """`latency_p95`: the p95 over the window (runs at most *age_max* old)
+    is at most *target*; a failure counts the runs that were slower."""
     value = p95(window)
-    detail = f"p95 {value:.3f}s over {len(window)} runs, target {target:g}s"
-    return value <= target, detail
+    runs = f"{len(window)} run" + ("" if len(window) == 1 else "s")
+    within = f" within {format_duration(age_max)}" if age_max is not None else ""
+    detail = f"p95 {value:.3f}s over {runs}{within}, target {target:g}s"
+    if value <= target:
+        return True, detail
+    slower = sum(1 for seconds in window if seconds > target)
+    return False, f"{detail}; {slower} of {len(window)} slower"
 
 
 # --- a whole reply -------------------------------------------------------------------
 
 
 def judge_body(config: HttpConfig, reply: Reply, checks: Checks) -> None:
-    """Record `body_matches` and every `condition_<name>`."""
-    too_large = body_too_large(config.max_body_bytes) if reply.cut else ""
-    if config.body_regex is not None:
-        pattern = re.compile(config.body_regex, re.MULTILINE)
-        verdict = (
-            (False, too_large) if too_large else body_matches(reply.text(), pattern)
-        )
-        checks.record("body_matches", *verdict)
-    if not config.conditions:
+    """Record `body_matches`."""
+    if config.body_regex is None:
         return
-    document, parse_error = (None, too_large) if too_large else parse_json(reply.body)
-    for named in config.conditions:
-        verdict = (False, parse_error) if parse_error else named.evaluate(document)
-        checks.record(f"condition_{named.name}", *verdict)
+    if reply.cut:
+        checks.record("body_matches", False, body_too_large(config.max_body_bytes))
+        return
+    pattern = re.compile(config.body_regex, re.MULTILINE)
+    checks.record("body_matches", *body_matches(reply.text(), pattern))
+
+
+def judge_conditions(config: HttpConfig, reply: Reply) -> list[tuple[str, bool, str]]:
+    """(check, passed, detail) of every `condition_<name>`: the body parsed
+    as JSON once, every condition judged on it."""
+    if not config.conditions:
+        return []
+    if reply.cut:
+        why = body_too_large(config.max_body_bytes)
+    else:
+        document, why = parse_json(reply.body)
+        if not why:
+            return conditions.judge(config.conditions, document)
+    return [(f"condition_{c.name}", False, why) for c in config.conditions]
+
+
+async def judge_conditions_off_loop(
+    config: HttpConfig, reply: Reply
+) -> list[tuple[str, bool, str]]:
+    """`judge_conditions`, in a thread when a CEL condition reads a reply
+    over `CEL_IN_THREAD_BYTES` (converting it for CEL is not free)."""
+    if reply.read > conditions.CEL_IN_THREAD_BYTES and any(
+        c.cel is not None for c in config.conditions
+    ):
+        return await asyncio.to_thread(judge_conditions, config, reply)
+    return judge_conditions(config, reply)
 
 
 def judge_headers(

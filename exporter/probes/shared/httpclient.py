@@ -247,7 +247,12 @@ def _redirect_target(response: aiohttp.ClientResponse) -> URL | None:
     location = response.headers.get("Location")
     if response.status not in REDIRECT_STATUSES or not location:
         return None
-    target = response.url.join(URL(location))
+    try:
+        target = response.url.join(URL(location))
+    except ValueError:  # yarl: a bad port, an unclosed [IPv6 bracket, ...
+        raise RedirectError(
+            f"HTTP {response.status} redirects to an invalid URL"
+        ) from None
     if target.scheme not in ("http", "https") or not target.host:
         raise RedirectError(f"HTTP {response.status} redirects to a non-http(s) URL")
     return target
