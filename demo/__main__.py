@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import logging
 import os
 import sys
@@ -36,9 +37,13 @@ DEMO_PORTS = {
 
 
 def demo_ports() -> dict[str, int]:
-    """The ports to use, published in the environment for the config."""
+    """The ports to use, published in the environment for the config, with
+    the dates its attestations were made (one current, one long expired)."""
     ports = {name: int(os.environ.get(name, port)) for name, port in DEMO_PORTS.items()}
     os.environ.update({name: str(port) for name, port in ports.items()})
+    today = datetime.datetime.now(datetime.UTC).date()
+    os.environ["DEMO_LAST_WEEK"] = str(today - datetime.timedelta(days=7))
+    os.environ["DEMO_LAST_YEAR"] = str(today - datetime.timedelta(days=365))
     return ports
 
 

@@ -75,10 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(check)
     check.add_argument(
+        "--system",
+        default=None,
+        help="run and judge only this system's probes (default: the estate)",
+    )
+    check.add_argument(
         "--min-score",
         type=float,
-        default=0.9,
-        help="exit 1 when the overall score is below this (default 0.9)",
+        default=None,
+        help="pass at this score instead of the verdict's ready band; a failing"
+        " critical check still fails",
     )
     check.add_argument("--format", choices=["table", "json"], default="table")
     return parser
@@ -115,15 +121,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = _load(path, sys.stderr)
         if config is None:
             return EXIT_CONFIG
-        print(f"{path}: OK, {len(config.probes)} probes")
+        for warning in config.warnings:
+            print(f"{path}: warning: {warning}", file=sys.stderr)
+        count = len(config.probes)
+        systems = sorted({p.system for p in config.probes} | set(config.systems))
+        print(
+            f"{path}: OK, {count} probe{'' if count == 1 else 's'} in"
+            f" {len(systems)} system{'' if len(systems) == 1 else 's'}"
+            f" ({', '.join(systems)})"
+        )
         return EXIT_OK
     config = _load(settings.config_file, sys.stderr)
     if config is None:
         return EXIT_CONFIG
     if args.command == "check":
-        from exporter.gate import run_gate
+        from exporter.gate import UnknownSystem, run_gate
 
-        return asyncio.run(run_gate(config, args.min_score, args.format))
+        try:
+            return asyncio.run(
+                run_gate(config, args.min_score, args.format, args.system)
+            )
+        except UnknownSystem as error:
+            print(str(error), file=sys.stderr)
+            return EXIT_CONFIG
     from exporter.server import Daemon, serve
 
     asyncio.run(serve(Daemon(config), host, port))

@@ -12,8 +12,8 @@ import logging
 import platform
 import time
 import weakref
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import generate_latest
@@ -29,9 +29,10 @@ from exporter.exposition import (
     sample_line,
 )
 from exporter.kinds import PROBES
-from exporter.probes.base import Category, Reason
-from exporter.readiness import Verdict
+from exporter.probes.base import Check, Reason
+from exporter.readiness import Readiness, Verdict
 from exporter.scheduler import ProbeRecord, Scheduler
+from exporter.systems import ATTESTATION_KIND, ATTESTATIONS_SOURCE, Assessment, System
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,49 @@ LAST_RUN = Family(
 )
 CHECK_PASSED = Family(
     "readiness_check_passed",
-    "Whether a check of the probe's last run passed.",
+    "Whether a check of the probe's last run passed (kind attestation: an"
+    " attestation that is attested as passed and not expired).",
+)
+
+SCORE = Family(
+    "readiness_score_ratio",
+    "The estate's readiness: the mean of its systems' scores.",
+)
+CATEGORY_SCORE = Family(
+    "readiness_category_score_ratio",
+    "The estate's score per category: the mean of its systems' category scores.",
+)
+VERDICT = Family(
+    "readiness_verdict",
+    "1 for the estate's verdict, its worst system's: ready, minor, staging,"
+    " not_ready (any failing critical check makes a system not_ready).",
+)
+SYSTEM_SCORE = Family(
+    "readiness_system_score_ratio",
+    "A system's readiness: its category scores weighted as configured, each"
+    " the severity-weighted mean of its checklist items.",
+)
+SYSTEM_CATEGORY_SCORE = Family(
+    "readiness_system_category_score_ratio",
+    "A system's score per category: severity-weighted mean of its checklist"
+    " items, each item the share of the system's probes that pass that check.",
+)
+SYSTEM_VERDICT = Family(
+    "readiness_system_verdict",
+    "1 for a system's verdict: ready (>= the ready band), minor, staging,"
+    " not_ready (below, or any failing critical check).",
+)
+SYSTEM_FAILING_CRITICAL = Family(
+    "readiness_system_critical_checks_failing",
+    "Critical checks of the system failing now; any makes the verdict not_ready.",
+)
+ATTESTATION_EXPIRY = Family(
+    "readiness_attestation_expiry_timestamp_seconds",
+    "When an attestation stops counting (its check then fails).",
+)
+ATTESTATION_TIME = Family(
+    "readiness_attestation_timestamp_seconds",
+    "When an attestation was made.",
 )
 
 PROBE_FAMILIES = (
@@ -108,8 +151,8 @@ def _kind_families() -> dict[str, Family]:
 class _ProbeLabels:
     """A probe's label text, formatted once: its config never changes."""
 
-    base: str  # kind="...",probe="...",<user labels>
-    probe: str  # probe="..."
+    base: str  # kind="...",probe="...",system="...",<user labels>
+    probe: str  # probe="...",system="..."
     user: str  # ,team="..." or ""
     user_pairs: tuple[tuple[str, str], ...]
     failure_info: tuple[str, ...]  # sample prefix per Reason
@@ -120,7 +163,10 @@ class _ProbeLabels:
         config = record.config
         user_pairs = tuple(sorted(config.labels.items()))
         user = "".join(f',{k}="{escape_label_value(v)}"' for k, v in user_pairs)
-        probe = f'probe="{escape_label_value(config.name)}"'
+        probe = (
+            f'probe="{escape_label_value(config.name)}",'
+            f'system="{escape_label_value(config.system)}"'
+        )
         base = f'kind="{config.kind}",{probe}{user}'
         bounds = [repr(float(b)) for b in record.latency.bounds] + ["+Inf"]
         return cls(
@@ -146,6 +192,118 @@ class DaemonStatus:
     last_reload_success_timestamp: float = 0.0
     reloads: int = 0
     reload_failures: int = 0
+    # What was wrong with the last rejected reload, shown on the status page.
+    last_reload_problems: list[str] = field(default_factory=list)
+
+
+def check_line(probe_labels: str, kind: str, check: Check, user: str) -> str:
+    """One `readiness_check_passed` sample line."""
+    return (
+        f'{CHECK_PASSED.name}{{{probe_labels},kind="{kind}",check='
+        f'"{escape_label_value(check.name)}",'
+        f'category="{escape_label_value(check.category)}",'
+        f'severity="{check.severity.value}"{user}}} {int(check.passed)}\n'
+    )
+
+
+def _verdict_lines(
+    family: Family, labels: tuple[tuple[str, str], ...], readiness: Readiness
+) -> str:
+    return "".join(
+        sample_line(
+            family.name, (*labels, ("verdict", v.value)), readiness.verdict is v
+        )
+        for v in Verdict
+    )
+
+
+def readiness_lines(assessment: Assessment) -> Iterator[tuple[Family, str]]:
+    """The estate's and every system's score, category scores and verdict.
+    A system (or the estate) with nothing judged yet has no score and every
+    verdict series at 0."""
+    estate = assessment.estate
+    if estate.score is not None:
+        yield SCORE, sample_line(SCORE.name, (), estate.score)
+    yield (
+        CATEGORY_SCORE,
+        "".join(
+            sample_line(CATEGORY_SCORE.name, (("category", c),), value)
+            for c, value in sorted(estate.categories.items())
+        ),
+    )
+    yield VERDICT, _verdict_lines(VERDICT, (), estate)
+    systems = sorted(assessment.systems.items())
+    yield (
+        SYSTEM_SCORE,
+        "".join(
+            sample_line(SYSTEM_SCORE.name, (("system", name),), r.score)
+            for name, r in systems
+            if r.score is not None
+        ),
+    )
+    yield (
+        SYSTEM_CATEGORY_SCORE,
+        "".join(
+            sample_line(
+                SYSTEM_CATEGORY_SCORE.name, (("system", name), ("category", c)), value
+            )
+            for name, r in systems
+            for c, value in sorted(r.categories.items())
+        ),
+    )
+    yield (
+        SYSTEM_VERDICT,
+        "".join(
+            _verdict_lines(SYSTEM_VERDICT, (("system", name),), r)
+            for name, r in systems
+        ),
+    )
+    yield (
+        SYSTEM_FAILING_CRITICAL,
+        "".join(
+            sample_line(
+                SYSTEM_FAILING_CRITICAL.name,
+                (("system", name),),
+                len(r.failing_critical),
+            )
+            for name, r in systems
+        ),
+    )
+
+
+def attestation_checks(systems: Mapping[str, System], now: float) -> str:
+    """Every attestation as a check line (`kind="attestation"`,
+    `probe="attestations"`), judged at *now*."""
+    return "".join(
+        check_line(
+            f'probe="{ATTESTATIONS_SOURCE}",system="{escape_label_value(name)}"',
+            ATTESTATION_KIND,
+            attestation.check(now),
+            "",
+        )
+        for name, system in sorted(systems.items())
+        for attestation in system.attestations
+    )
+
+
+def attestation_lines(
+    systems: Mapping[str, System], now: float
+) -> Iterator[tuple[Family, str]]:
+    """When each attestation was made and when it expires."""
+    expiry, made = [], []
+    for name, system in sorted(systems.items()):
+        for attestation in system.attestations:
+            item = (("system", name), ("check", attestation.item))
+            expiry.append(
+                sample_line(
+                    ATTESTATION_EXPIRY.name, item, attestation.expires_at.timestamp()
+                )
+            )
+            made.append(
+                sample_line(ATTESTATION_TIME.name, item, attestation.at.timestamp())
+            )
+    yield ATTESTATION_EXPIRY, "".join(expiry)
+    yield ATTESTATION_TIME, "".join(made)
 
 
 class MetricsRenderer:
@@ -213,9 +371,7 @@ class MetricsRenderer:
                 for reason, prefix in zip(Reason, labels.failure_info, strict=True)
             ]
             parts[CHECK_PASSED.name] = [
-                f"{CHECK_PASSED.name}{{{labels.probe},check="
-                f'"{escape_label_value(c.name)}",category="{c.category.value}",'
-                f'severity="{c.severity.value}"{labels.user}}} {int(c.passed)}\n'
+                check_line(labels.probe, record.config.kind, c, labels.user)
                 for c in result.checks
             ]
             self._add_samples(record, parts, labels.user_pairs)
@@ -256,7 +412,12 @@ class MetricsRenderer:
                         sample.name,
                     )
                 continue
-            labels = (("probe", record.config.name), *sample.labels, *user)
+            labels = (
+                ("probe", record.config.name),
+                ("system", record.config.system),
+                *sample.labels,
+                *user,
+            )
             key = (sample.name, labels)
             if key in seen:
                 # Two samples with one label set would fail the whole scrape.
@@ -271,43 +432,9 @@ class MetricsRenderer:
 
     def _global_lines(self) -> Iterator[tuple[Family, str]]:
         scheduler, status = self.scheduler, self.status
-        readiness = scheduler.readiness()
-        if readiness.score is not None:
-            yield (
-                Family(
-                    "readiness_score_ratio",
-                    "Overall readiness: category scores weighted as configured.",
-                ),
-                sample_line("readiness_score_ratio", (), readiness.score),
-            )
-        category_family = Family(
-            "readiness_category_score_ratio",
-            "Severity-weighted share of passing checks per category.",
-        )
-        yield (
-            category_family,
-            "".join(
-                sample_line(category_family.name, (("category", c.value),), score)
-                for c in Category
-                if (score := readiness.categories.get(c)) is not None
-            ),
-        )
-        verdict_family = Family(
-            "readiness_verdict",
-            "1 for the current verdict: ready (>= 0.90), minor (>= 0.80),"
-            " staging (>= 0.70), not_ready.",
-        )
-        yield (
-            verdict_family,
-            "".join(
-                sample_line(
-                    verdict_family.name,
-                    (("verdict", v.value),),
-                    readiness.score is not None and readiness.verdict is v,
-                )
-                for v in Verdict
-            ),
-        )
+        assessment = scheduler.assessment()
+        yield from readiness_lines(assessment)
+        yield from attestation_lines(scheduler.config.systems, time.time())
         yield (
             Family("readiness_build_info", "Version of the exporter.", "info"),
             sample_line(
@@ -392,6 +519,9 @@ class MetricsRenderer:
         started = time.perf_counter()
         records = list(self.scheduler.records.values())
         rendered = [self.render_probe(record) for record in records]
+        # Attestations are checks too: their lines join the probes' family.
+        attestations = attestation_checks(self.scheduler.config.systems, time.time())
+        rendered.append({CHECK_PASSED.name: attestations})
         out: list[str] = []
         for family in self.families:
             pieces = [part for r in rendered if (part := r.get(family.name))]

@@ -1,21 +1,36 @@
-"""Checks -> category scores -> overall score and verdict.
+"""Checks -> checklist items -> per-system category scores, score and verdict.
 
-Per category, the score is the severity-weighted share of passing checks.
-The overall score is the weighted mean of the category scores, over the
-categories that have checks (the others drop out and the weights are
-renormalised). Bands and default weights come from the Axon checklist's
-readiness table (see `readiness-spec.md`).
+One rule decides readiness, here, for every surface (the metrics, the status
+page, the JSON API and the `check` gate with its exit code):
+
+- A system's checklist items are its checks grouped by (category, kind,
+  check): a check that ten http probes of one system carry (`hsts_header`)
+  is one item, valued by the share of those probes that pass it, so the
+  score follows the checklist, not the number of probes. An attestation is
+  an item of its own.
+- A category's score is the severity-weighted mean of its items' values;
+  an item weighs as its most severe member.
+- The score is the weighted mean of the category scores with the system's
+  category weights, over the categories that have items.
+- The verdict is the band the score falls in (>= 0.90 ready, >= 0.80 minor,
+  >= 0.70 staging, below not ready), except that **any failing critical
+  check makes it not ready**, whatever the score.
+- The estate's verdict is its worst system's, its score the mean of the
+  systems' scores.
+
+Defaults come from the Axon checklist's readiness table (readiness-spec.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Self
 
 from pydantic import Field, model_validator
 
-from exporter.probes.base import Category, Check, Model, Severity
+from exporter.probes.base import Category, CategoryName, Check, Model, Severity
 
 
 class Verdict(StrEnum):
@@ -33,8 +48,15 @@ VERDICT_TEXT = {
     Verdict.STAGING: "Staging only",
     Verdict.NOT_READY: "Not ready",
 }
+# Worst first: the estate takes its worst system's verdict.
+_SEVERITY_OF_VERDICT = [
+    Verdict.NOT_READY,
+    Verdict.STAGING,
+    Verdict.MINOR,
+    Verdict.READY,
+]
 
-DEFAULT_CATEGORY_WEIGHTS = {
+DEFAULT_CATEGORY_WEIGHTS: dict[str, float] = {
     Category.RELIABILITY: 0.30,
     Category.SECURITY: 0.25,
     Category.PERFORMANCE: 0.20,
@@ -50,9 +72,11 @@ DEFAULT_SEVERITY_WEIGHTS = {
 
 
 class ScoringConfig(Model):
-    """Weights and bands; every one may be changed in the config file."""
+    """Weights and bands; every one may be changed in the config file, for
+    the estate and per system. Categories beyond the built-in five (an
+    attestation in `documentation`) need a weight here."""
 
-    category_weights: dict[Category, float] = Field(
+    category_weights: dict[CategoryName, float] = Field(
         default_factory=lambda: dict(DEFAULT_CATEGORY_WEIGHTS)
     )
     severity_weights: dict[Severity, float] = Field(
@@ -63,7 +87,7 @@ class ScoringConfig(Model):
     staging: float = Field(default=0.70, ge=0, le=1)
 
     @model_validator(mode="after")
-    def _sane(self) -> ScoringConfig:
+    def _sane(self) -> Self:
         negative = [
             str(k)
             for k, v in (*self.category_weights.items(), *self.severity_weights.items())
@@ -78,16 +102,23 @@ class ScoringConfig(Model):
             )
         return self
 
-    def category_weight(self, category: Category) -> float:
-        """Weight of *category*, falling back to the default table."""
-        return self.category_weights.get(category, DEFAULT_CATEGORY_WEIGHTS[category])
+    def category_weight(self, category: str) -> float:
+        """Weight of *category*: configured, else the default table's, else
+        0 (the loader refuses a category without a weight)."""
+        if category in self.category_weights:
+            return self.category_weights[category]
+        return DEFAULT_CATEGORY_WEIGHTS.get(category, 0.0)
+
+    def has_weight(self, category: str) -> bool:
+        """Whether *category* is weighed at all (configured or built in)."""
+        return category in self.category_weights or category in DEFAULT_CATEGORY_WEIGHTS
 
     def severity_weight(self, severity: Severity) -> float:
         """Weight of *severity*, falling back to the default table."""
         return self.severity_weights.get(severity, DEFAULT_SEVERITY_WEIGHTS[severity])
 
-    def verdict(self, score: float) -> Verdict:
-        """The band *score* falls in."""
+    def band(self, score: float) -> Verdict:
+        """The band *score* falls in, ignoring critical checks."""
         if score >= self.ready:
             return Verdict.READY
         if score >= self.minor:
@@ -98,36 +129,116 @@ class ScoringConfig(Model):
 
 
 @dataclass(frozen=True, slots=True)
+class Judged:
+    """A check of one probe (or an attestation), as the assessment sees it."""
+
+    source: str  # the probe's name, or "attestations"
+    kind: str
+    check: Check
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One checklist item: the checks of one name that probes of one kind
+    carry in one category, valued by the share that pass."""
+
+    category: str
+    kind: str
+    check: str
+    passed: int
+    total: int
+    severity: Severity
+
+    @property
+    def value(self) -> float:
+        return self.passed / self.total
+
+
+@dataclass(frozen=True, slots=True)
 class Readiness:
-    """The assessment of a set of checks; *score* is None with no checks."""
+    """The assessment of one system (or the estate); *score* is None while
+    there is nothing to judge, and the verdict is then None too."""
 
     score: float | None
-    verdict: Verdict
-    categories: dict[Category, float] = field(default_factory=dict)
+    verdict: Verdict | None
+    categories: dict[str, float] = field(default_factory=dict)
+    items: tuple[Item, ...] = ()
     checks_total: int = 0
     checks_failed: int = 0
+    failing_critical: tuple[str, ...] = ()  # "probe/check"
+
+    @property
+    def verdict_text(self) -> str | None:
+        return VERDICT_TEXT[self.verdict] if self.verdict is not None else None
 
 
-def assess(checks: Iterable[Check], scoring: ScoringConfig) -> Readiness:
-    """Score *checks* with *scoring*'s weights."""
-    passed: dict[Category, float] = {}
-    possible: dict[Category, float] = {}
-    total = failed = 0
-    for check in checks:
-        weight = scoring.severity_weight(check.severity)
-        possible[check.category] = possible.get(check.category, 0.0) + weight
-        if check.passed:
-            passed[check.category] = passed.get(check.category, 0.0) + weight
-        else:
-            failed += 1
-        total += 1
+def items_of(judged: Iterable[Judged], scoring: ScoringConfig) -> list[Item]:
+    """Group *judged* checks into checklist items."""
+    groups: dict[tuple[str, str, str], list[Check]] = {}
+    for entry in judged:
+        key = (entry.check.category, entry.kind, entry.check.name)
+        groups.setdefault(key, []).append(entry.check)
+    items = []
+    for (category, kind, name), checks in groups.items():
+        severity = max(
+            (c.severity for c in checks), key=lambda s: scoring.severity_weight(s)
+        )
+        passed = sum(1 for c in checks if c.passed)
+        items.append(Item(category, kind, name, passed, len(checks), severity))
+    return items
+
+
+def assess(judged: Iterable[Judged], scoring: ScoringConfig) -> Readiness:
+    """The readiness of one system from its checks and attestations."""
+    entries = list(judged)
+    items = items_of(entries, scoring)
+    weighted: dict[str, float] = {}
+    possible: dict[str, float] = {}
+    for item in items:
+        weight = scoring.severity_weight(item.severity)
+        possible[item.category] = possible.get(item.category, 0.0) + weight
+        weighted[item.category] = weighted.get(item.category, 0.0) + weight * item.value
     categories = {
-        category: (passed.get(category, 0.0) / weight if weight > 0 else 1.0)
+        category: (weighted[category] / weight if weight > 0 else 1.0)
         for category, weight in possible.items()
     }
+    failed = [e for e in entries if not e.check.passed]
+    critical = tuple(
+        f"{e.source}/{e.check.name}"
+        for e in failed
+        if e.check.severity is Severity.CRITICAL
+    )
     weights = {c: scoring.category_weight(c) for c in categories}
     weight_sum = sum(weights.values())
     if not categories or weight_sum <= 0:
-        return Readiness(None, Verdict.NOT_READY, categories, total, failed)
+        return Readiness(
+            None, None, categories, tuple(items), len(entries), len(failed), critical
+        )
     score = sum(categories[c] * w for c, w in weights.items()) / weight_sum
-    return Readiness(score, scoring.verdict(score), categories, total, failed)
+    verdict = Verdict.NOT_READY if critical else scoring.band(score)
+    return Readiness(
+        score, verdict, categories, tuple(items), len(entries), len(failed), critical
+    )
+
+
+def estate(systems: Mapping[str, Readiness]) -> Readiness:
+    """The estate: its worst system's verdict, the mean of the systems'
+    scores and of their category scores, every system's checks."""
+    judged = [r for r in systems.values() if r.score is not None]
+    if not judged:
+        return Readiness(None, None)
+    categories: dict[str, list[float]] = {}
+    for readiness in judged:
+        for category, value in readiness.categories.items():
+            categories.setdefault(category, []).append(value)
+    verdicts = [r.verdict for r in judged if r.verdict is not None]
+    return Readiness(
+        score=sum(r.score for r in judged if r.score is not None) / len(judged),
+        verdict=min(verdicts, key=_SEVERITY_OF_VERDICT.index),
+        categories={c: sum(v) / len(v) for c, v in categories.items()},
+        checks_total=sum(r.checks_total for r in systems.values()),
+        checks_failed=sum(r.checks_failed for r in systems.values()),
+        failing_critical=tuple(
+            name for r in systems.values() for name in r.failing_critical
+        ),
+    )

@@ -98,7 +98,7 @@ def _failed_plan(
     """Every planned check, failed: the target could not be judged."""
     detail = f"not evaluated ({reason}: {error})"[:200]
     return tuple(
-        Check(spec.name, False, spec.category, spec.severity, detail)
+        Check(spec.name, False, spec.category, spec.severity, detail, False)
         for spec in kind.plan(config)
     )
 

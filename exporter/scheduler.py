@@ -16,15 +16,15 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from exporter.config import Config
 from exporter.exposition import Histogram
-from exporter.probes.base import BaseProbeConfig, Check, ProbeResult
+from exporter.probes.base import BaseProbeConfig, ProbeResult
 from exporter.probes.context import ProbeContext, SharedResources
-from exporter.readiness import Readiness, assess
 from exporter.runner import run_probe
+from exporter.systems import Assessment, assess_systems
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class Scheduler:
         self.generation = 0
         self._limit = ConcurrencyLimit(config.scheduler.max_concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._readiness: tuple[int, Readiness] | None = None
+        self._assessment: tuple[int, Assessment] | None = None
         self._started = False
         self._subscribers: list[Callable[[ProbeRecord], object]] = []
         for probe in config.probes:
@@ -257,21 +257,25 @@ class Scheduler:
 
     # --- reading -----------------------------------------------------------------
 
-    def ready(self) -> bool:
+    def all_ran(self) -> bool:
         """Whether every configured probe has run at least once."""
         return all(r.result is not None for r in self.records.values())
 
-    def checks(self) -> Iterable[Check]:
-        """The checks of every probe's latest run."""
-        for record in self.records.values():
-            if record.result is not None:
-                yield from record.result.checks
-
-    def readiness(self) -> Readiness:
-        """The current assessment, recomputed only after a change."""
-        cached = self._readiness
-        if cached and cached[0] == self.generation:
+    def assessment(self) -> Assessment:
+        """Every system's readiness and the estate's, recomputed after a
+        change, or when an attestation expires."""
+        now = time.time()
+        cached = self._assessment
+        if cached and cached[0] == self.generation and now < cached[1].valid_until:
             return cached[1]
-        assessment = assess(self.checks(), self.config.scoring)
-        self._readiness = (self.generation, assessment)
+        assessment = assess_systems(
+            self.config.systems,
+            [
+                (r.config.system, r.config.name, r.config.kind, r.result.checks)
+                for r in self.records.values()
+                if r.result is not None
+            ],
+            now,
+        )
+        self._assessment = (self.generation, assessment)
         return assessment

@@ -43,13 +43,18 @@ class Daemon:
         )
         self.metrics = MetricsRenderer(self.scheduler, self.status)
         self._reload_lock = asyncio.Lock()
-        self._status: tuple[int, dict[str, Any]] | None = None
+        self._status: tuple[tuple[int, float, int], dict[str, Any]] | None = None
 
     def status_document(self) -> dict[str, Any]:
-        """The status report, rebuilt only after something changed."""
-        generation = self.scheduler.generation
-        if self._status is None or self._status[0] != generation:
-            self._status = (generation, status_document(self.scheduler))
+        """The status report, rebuilt only after something changed: a
+        result, a reload (accepted or not), an attestation's expiry."""
+        key = (
+            self.scheduler.generation,
+            self.scheduler.assessment().valid_until,
+            self.status.reloads,
+        )
+        if self._status is None or self._status[0] != key:
+            self._status = (key, status_document(self.scheduler, self.status))
         return self._status[1]
 
     async def start(self) -> None:
@@ -70,6 +75,7 @@ class Daemon:
             except ConfigError as error:  # expected: report, keep running
                 self.status.reload_failures += 1
                 self.status.last_reload_successful = False
+                self.status.last_reload_problems = list(error.problems)
                 for problem in error.problems:
                     logger.error(  # noqa: TRY400 - the problem text says it all
                         "reload rejected: %s: %s", error.path, problem
@@ -77,6 +83,7 @@ class Daemon:
                 return error
             await self.scheduler.apply(config)
             self.status.last_reload_successful = True
+            self.status.last_reload_problems = []
             self.status.last_reload_success_timestamp = time.time()
             logger.info("configuration reloaded: %d probes", len(config.probes))
             return None
@@ -120,7 +127,7 @@ async def _healthy(request: web.Request) -> web.Response:
 
 async def _ready(request: web.Request) -> web.Response:
     scheduler = request.app[DAEMON].scheduler
-    if scheduler.ready():
+    if scheduler.all_ran():
         return web.Response(text="Ready\n")
     waiting = sum(1 for r in scheduler.records.values() if r.result is None)
     return web.Response(

@@ -96,7 +96,9 @@ def config_problems(yaml_text: str) -> str:
     """The problems (one per line) of an invalid config file; the snippet is
     dedented, and may be a whole file or just the `probes:` list items."""
     text = textwrap.dedent(yaml_text).strip("\n")
-    if not text.lstrip().startswith(("probes:", "scoring:", "scheduler:", "defaults:")):
+    if not text.lstrip().startswith(
+        ("probes:", "scoring:", "scheduler:", "defaults:", "systems:")
+    ):
         text = "probes:\n" + textwrap.indent(text, "  ")
     with pytest.raises(ConfigError) as caught:
         parse_config(text, "test.yml")

@@ -39,7 +39,7 @@ def test_check_config_ok_and_bad(
 ) -> None:
     good = write(tmp_path, "probes:\n  - {kind: tcp, name: a, host: h, port: 1}\n")
     assert main(["check-config", str(good)]) == 0
-    assert "OK, 1 probes" in capsys.readouterr().out
+    assert "OK, 1 probe in 1 system (default)" in capsys.readouterr().out
     bad = tmp_path / "bad.yml"
     bad.write_text("probes:\n  - {kind: tcp, name: a, host: h, port: 1, timeout: 1m}\n")
     assert main(["check-config", str(bad)]) == 2
@@ -57,8 +57,8 @@ def test_gate_passes_when_everything_is_up(
     )
     assert main(["check", "--config", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "up     port_open  reliability  critical  yes" in out
-    assert "READY: score 1.00 >= 0.90" in out
+    assert "default  up     port_open  critical  yes" in out
+    assert "READY (default): score 1.00, Ready for production" in out
 
 
 def test_gate_fails_on_a_critical_check(
@@ -73,15 +73,19 @@ def test_gate_fails_on_a_critical_check(
     assert main(["check", "--config.file", str(path), "--format", "json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["exit_code"] == 1
-    assert doc["gate"] == "NOT READY: critical checks failed: down/port_open"
+    assert doc["gate"] == (
+        "NOT READY (default): critical checks failed: down/port_open"
+    )
     assert doc["failing_checks"][0]["reason"] == "connect"
+    # The gate and the verdict are one rule.
+    assert doc["systems"][0]["verdict"] == "not_ready"
 
 
 def test_gate_fails_below_the_minimum_score(
     tmp_path: Path, listener: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # A failing warning check (weight 2) beside a passing critical one
-    # (weight 3): no critical failure, score 3 / 5.
+    # The two probes' port_open checks are one checklist item, passed by
+    # one of two: no critical failure (the failing one is a warning), 0.5.
     path = write(
         tmp_path,
         "probes:\n"
@@ -90,8 +94,36 @@ def test_gate_fails_below_the_minimum_score(
         " checks: {port_open: {severity: warning}}}\n",
     )
     assert main(["check", "--config", str(path), "--min-score", "0.7"]) == 1
-    assert "score 0.60 is below the minimum 0.70" in capsys.readouterr().out
+    assert "score 0.50 is below the minimum 0.70" in capsys.readouterr().out
     assert main(["check", "--config", str(path), "--min-score", "0.5"]) == 0
+    # Without a minimum the verdict decides: 0.50 is not ready.
+    assert main(["check", "--config", str(path)]) == 1
+
+
+def test_gate_judges_one_system(
+    tmp_path: Path, listener: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        "systems: {web: {}, db: {}}\n"
+        "probes:\n"
+        f"  - {{kind: tcp, name: up, system: web, host: 127.0.0.1, port: {listener}}}\n"
+        f"  - {{kind: tcp, name: down, system: db, host: 127.0.0.1,"
+        f" port: {free_port()}}}\n",
+    )
+    assert main(["check", "--config", str(path), "--system", "web"]) == 0
+    out = capsys.readouterr().out
+    assert "READY (web): score 1.00, Ready for production" in out
+    assert "down" not in out  # only the judged system's probes ran
+    assert main(["check", "--config", str(path), "--system", "db"]) == 1
+    assert "NOT READY (db): critical checks failed: down/port_open" in (
+        capsys.readouterr().out
+    )
+    # The estate is as ready as its worst system.
+    assert main(["check", "--config", str(path)]) == 1
+    assert "NOT READY (estate)" in capsys.readouterr().out
+    assert main(["check", "--config", str(path), "--system", "nope"]) == 2
+    assert "no system 'nope'" in capsys.readouterr().err
 
 
 def test_gate_with_a_broken_config_exits_2(

@@ -38,7 +38,7 @@ def test_a_valid_file_with_defaults_and_overrides() -> None:
     assert (first.interval, first.timeout) == (60.0, 5.0)
     assert (second.interval, second.timeout) == (10.0, 5.0)
     assert first.labels == {"team": "data"}
-    assert first.category is Category.DATA
+    assert first.category == Category.DATA
     assert first.checks["port_open"].severity is Severity.WARNING
     assert config.scheduler.max_concurrency == 4
     assert config.scoring.category_weight(Category.SECURITY) == 0.5
@@ -111,8 +111,8 @@ def test_bad_durations(text: str | bool) -> None:
         ),
         (
             "{kind: tcp, name: x, host: h, port: 99999}",
-            "bad.yml: probe 'x' (probes[0]): field 'port': Input should be less than"
-            " or equal to 65535",
+            "bad.yml: probe 'x' (probes[0]): field 'port': expected at most 65535,"
+            " got 99999",
         ),
         (
             "{kind: tcp, name: x, host: h, port: 1, interval: soon}",
@@ -241,7 +241,7 @@ def test_invalid_yaml_gives_line_and_column() -> None:
 
 def test_unknown_top_level_section() -> None:
     assert problems_of("probes: []\nprobs: []\n") == [
-        "unknown field 'probs' (allowed: defaults, probes, scheduler, scoring)"
+        "unknown field 'probs' (allowed: defaults, probes, scheduler, scoring, systems)"
     ]
 
 

@@ -88,7 +88,8 @@ def test_status_page_shows_passing_and_failing_checks(demo: str) -> None:
     assert ("energy-meter", "values_in_range") in failing
     passing = {
         (p["name"], c["check"])
-        for p in doc["probes"]
+        for system in doc["systems"]
+        for p in system["probes"]
         for c in p.get("checks", [])
         if c["passed"]
     }
@@ -105,8 +106,8 @@ def test_metrics_cover_every_probe(demo: str) -> None:
     text = _get(f"{demo}/metrics")
     families = {f.name: f for f in text_string_to_metric_families(text)}
     probes = {s.labels["probe"] for s in families["readiness_probe_success"].samples}
-    configured = json.loads(_get(f"{demo}/api/v1/status"))["probes"]
-    assert probes == {p["name"] for p in configured}
+    systems = json.loads(_get(f"{demo}/api/v1/status"))["systems"]
+    assert probes == {p["name"] for s in systems for p in s["probes"]}
     assert families["readiness_score_ratio"].samples[0].value < 0.9
 
 

@@ -47,8 +47,8 @@ async def scheduler(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Scheduler]
 
 async def test_probe_series(scheduler: Scheduler) -> None:
     text = MetricsRenderer(scheduler, DaemonStatus(started_at=1.0)).render()
-    good = {"kind": "scripted", "probe": "good", "team": "web"}
-    bad = {"kind": "scripted", "probe": "bad"}
+    good = {"kind": "scripted", "probe": "good", "system": "default", "team": "web"}
+    bad = {"kind": "scripted", "probe": "bad", "system": "default"}
     assert value(text, "readiness_probe_success", **good) == 1
     assert value(text, "readiness_probe_success", **bad) == 0
     assert value(text, "readiness_probe_up", **bad) == 0
@@ -62,6 +62,8 @@ async def test_probe_series(scheduler: Scheduler) -> None:
             text,
             "readiness_check_passed",
             probe="good",
+            system="default",
+            kind="scripted",
             check="alive",
             category="reliability",
             severity="critical",
@@ -74,6 +76,8 @@ async def test_probe_series(scheduler: Scheduler) -> None:
             text,
             "readiness_check_passed",
             probe="bad",
+            system="default",
+            kind="scripted",
             check="alive",
             category="reliability",
             severity="critical",
@@ -83,7 +87,15 @@ async def test_probe_series(scheduler: Scheduler) -> None:
     # Kind samples: probe label added, first of two duplicates kept,
     # undeclared names dropped, the scrape still whole.
     assert (
-        value(text, "readiness_scripted_value", probe="good", part="a", team="web") == 1
+        value(
+            text,
+            "readiness_scripted_value",
+            probe="good",
+            system="default",
+            part="a",
+            team="web",
+        )
+        == 1
     )
     assert "undeclared" not in text
     assert (
@@ -105,6 +117,15 @@ async def test_score_and_verdict(scheduler: Scheduler) -> None:
     assert value(text, "readiness_score_ratio") == 0.5
     assert value(text, "readiness_verdict", verdict="not_ready") == 1
     assert value(text, "readiness_verdict", verdict="ready") == 0
+    # The one system is the estate.
+    assert value(text, "readiness_system_score_ratio", system="default") == 0.5
+    assert (
+        value(text, "readiness_system_verdict", system="default", verdict="not_ready")
+        == 1
+    )
+    assert (
+        value(text, "readiness_system_critical_checks_failing", system="default") == 1
+    )
 
 
 async def test_probes_are_rendered_as_results_arrive(
@@ -150,6 +171,7 @@ async def test_removed_probes_vanish_and_cache_is_reused(
             "readiness_probe_runs_total",
             kind="scripted",
             probe="good",
+            system="default",
             team="web",
         )
         == 2
@@ -179,6 +201,12 @@ async def test_label_values_are_escaped(monkeypatch: pytest.MonkeyPatch) -> None
         text = MetricsRenderer(scheduler, DaemonStatus(started_at=1.0)).render()
         await scheduler.stop()
     assert (
-        value(text, "readiness_probe_success", kind="scripted", probe='we"ird\\name')
+        value(
+            text,
+            "readiness_probe_success",
+            kind="scripted",
+            probe='we"ird\\name',
+            system="default",
+        )
         == 1
     )

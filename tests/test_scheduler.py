@@ -225,10 +225,11 @@ async def test_readiness_follows_results(monkeypatch: pytest.MonkeyPatch) -> Non
                 " interval: 10, timeout: 1}",
             )
         )
-        assert scheduler.readiness().score is None
-        assert not scheduler.ready()
+        assert scheduler.assessment().estate.score is None
+        assert not scheduler.all_ran()
         await scheduler.run_all_once()
-        assessment = scheduler.readiness()
+        assert scheduler.all_ran()
+        assessment = scheduler.assessment().systems["default"]
         await scheduler.stop()
     # reliability: 1 of 2 critical checks; security: both warnings pass.
     assert assessment.categories == {"reliability": 0.5, "security": 1.0}

@@ -73,14 +73,22 @@ async def test_status_page_lists_failing_checks_first(served: Served) -> None:
     page = await (await client.get("/")).text()
     assert "<h1>Production readiness</h1>" in page
     failing = page.index("Failing checks")
-    assert page.index(">alive<", failing) < page.index("<h2>Probes</h2>")
+    assert page.index(">alive<", failing) < page.index("<h3>Probes</h3>")
+    # A failing critical check: not ready, whatever the score (0.73 here).
+    assert "Not ready" in page
     # No external assets: no scripts, stylesheets or images fetched.
     assert not any(tag in page for tag in ("<script", "<link", "<img", "src="))
     doc = await (await client.get("/api/v1/status")).json()
     assert doc["failing_checks"][0]["probe"] == "db"
     assert doc["failing_checks"][0]["check"] == "alive"
-    assert doc["verdict"] == "staging"  # (0.5 * 0.30 + 1.0 * 0.25) / 0.55
-    assert {p["name"] for p in doc["probes"]} == {"api", "db"}
+    assert doc["estate"]["verdict"] == "not_ready"
+    (system,) = doc["systems"]
+    assert system["name"] == "default"
+    assert system["verdict"] == "not_ready"
+    assert system["score"] == pytest.approx((0.5 * 0.30 + 1.0 * 0.25) / 0.55)
+    assert system["failing_critical"] == ["db/alive"]
+    assert {p["name"] for p in system["probes"]} == {"api", "db"}
+    assert doc["all_probes_ran"] is True
 
 
 async def test_reload_valid_then_invalid(served: Served) -> None:
@@ -98,6 +106,13 @@ async def test_reload_valid_then_invalid(served: Served) -> None:
     text = await response.text()
     assert "previous configuration keeps running" in text
     assert "probe 'x' (probes[0]): unknown field 'colour'" in text
+    # The status page and the API say so until a reload succeeds.
+    page = await (await client.get("/")).text()
+    assert "last configuration reload was rejected" in page
+    assert "unknown field &#x27;colour&#x27;" in page
+    doc = await (await client.get("/api/v1/status")).json()
+    assert doc["config"]["last_reload_successful"] is False
+    assert any("colour" in p for p in doc["config"]["last_reload_problems"])
     assert set(daemon.scheduler.records) == {"api", "db", "new"}
     metrics = await (await client.get("/metrics")).text()
     assert "readiness_config_last_reload_successful 0" in metrics

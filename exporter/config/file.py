@@ -1,49 +1,39 @@
-"""Process settings (flags, READINESS_ env) and the YAML file of probes.
+"""The YAML config file: scoring, scheduler, defaults, systems and probes.
 
-A mistake in the file becomes a `ConfigError` whose lines name the file, the
-probe, the field and what was expected; the CLI prints them and exits 2.
+    defaults: {interval: 30s, system: schedgen, http: {security_headers: [hsts]}}
+    systems: {schedgen: {description: ..., scoring: ..., attestations: [...]}}
+    probes: [...]
+
+Every problem of the file is reported at once, each naming the probe or
+system and the field: field errors and the cross-field rules of a probe
+together, renamed fields and checks with their new names.
 """
 
 from __future__ import annotations
 
-import os
-import re
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ConfigDict, Field, ValidationError
 
+from exporter.config.environment import expand
+from exporter.config.messages import describe_all
 from exporter.kinds import PROBES, ProbeKind, config_adapter
-from exporter.probes.base import BaseProbeConfig, Duration, Model
+from exporter.probes.base import (
+    DEFAULT_SYSTEM,
+    BaseProbeConfig,
+    Duration,
+    Model,
+    SystemName,
+)
 from exporter.readiness import ScoringConfig
+from exporter.systems import AttestationsFile, System, SystemConfig
 
-DEFAULT_PORT = 10113
-DEFAULT_LISTEN_ADDRESS = f"0.0.0.0:{DEFAULT_PORT}"
-
-
-class Settings(BaseSettings):
-    """How the process runs; flags win over READINESS_* environment."""
-
-    model_config = SettingsConfigDict(env_prefix="READINESS_", extra="forbid")
-
-    config_file: Path = Path("config/example.yml")
-    web_listen_address: str = DEFAULT_LISTEN_ADDRESS
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["text", "json"] = "text"
-
-    def listen_host_port(self) -> tuple[str, int]:
-        """Split `HOST:PORT` (`[::1]:PORT` for IPv6)."""
-        host, _, port = self.web_listen_address.rpartition(":")
-        if not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError(
-                "--web.listen-address must be HOST:PORT, got"
-                f" {self.web_listen_address!r}"
-            )
-        return host.strip("[]") or "0.0.0.0", int(port)
+logger = logging.getLogger("exporter.config")
 
 
 class SchedulerConfig(Model):
@@ -54,17 +44,32 @@ class SchedulerConfig(Model):
 
 
 class ProbeDefaults(Model):
-    """Values every probe gets unless it sets its own."""
+    """Values every probe gets unless it sets its own; a kind's name takes
+    the fields that kind's probes get (`http: {security_headers: [hsts]}`)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     interval: Duration | None = None
     timeout: Duration | None = None
+    system: SystemName | None = None
+
+    def for_kind(self, kind: str) -> dict[str, Any]:
+        """The defaults a probe of *kind* gets, its kind's over the common."""
+        common = {
+            key: value
+            for key in ("interval", "timeout", "system")
+            if (value := getattr(self, key)) is not None
+        }
+        own = (self.model_extra or {}).get(kind) or {}
+        return {**common, **own}
 
 
 class _FileModel(Model):
-    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    scoring: dict[str, Any] = Field(default_factory=dict)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     defaults: ProbeDefaults = Field(default_factory=ProbeDefaults)
-    probes: list[dict[str, Any]] = Field(default_factory=list)
+    systems: dict[SystemName, SystemConfig] = Field(default_factory=dict)
+    probes: list[Any] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,9 @@ class Config:
     scoring: ScoringConfig
     scheduler: SchedulerConfig
     probes: tuple[BaseProbeConfig, ...]
+    systems: Mapping[str, System]
+    # What loads but is probably a mistake, one line each naming the probe.
+    warnings: tuple[str, ...] = ()
 
 
 class ConfigError(Exception):
@@ -86,79 +94,7 @@ class ConfigError(Exception):
         super().__init__("\n".join(f"{self.path}: {p}" for p in problems))
 
 
-# --- ${ENV} references ----------------------------------------------------------
-
-_ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def _expand(
-    value: Any, where: str, missing: list[str], path: tuple[int | str, ...] = ()
-) -> Any:
-    """*value* with `${VAR}` / `${VAR:-default}` replaced; `$$` is `$`."""
-    if isinstance(value, str):
-
-        def substitute(match: re.Match[str]) -> str:
-            if match.group(0) == "$$":
-                return "$"
-            name, default = match.group(1), match.group(2)
-            if name in os.environ:
-                return os.environ[name]
-            if default is not None:
-                return default
-            missing.append(
-                f"{where}: field {_field_path(path)!r}: environment variable"
-                f" {name} is not set (export it, or give a default as"
-                f" ${{{name}:-value}})"
-            )
-            return ""
-
-        return _ENV_REF.sub(substitute, value)
-    if isinstance(value, dict):
-        return {
-            k: _expand(v, where, missing, (*path, str(k))) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_expand(v, where, missing, (*path, i)) for i, v in enumerate(value)]
-    return value
-
-
-# --- error messages -------------------------------------------------------------
-
-
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    parts: list[str] = []
-    for part in loc:
-        if isinstance(part, int):
-            parts.append(f"[{part}]")
-        else:
-            parts.append(("." if parts else "") + part)
-    return "".join(parts)
-
-
-def _describe(error: Mapping[str, Any], model: type[Model] | None) -> str:
-    """One pydantic error as a sentence; *model* lists allowed fields."""
-    loc = tuple(error.get("loc", ()))
-    kind = error.get("type", "")
-    message = str(error.get("msg", "")).removeprefix("Value error, ")
-    where = f"field {_field_path(loc)!r}: " if loc else ""
-    if kind == "extra_forbidden":
-        allowed = ", ".join(sorted(model.model_fields)) if model else ""
-        return f"unknown field {_field_path(loc)!r}" + (
-            f" (allowed: {allowed})" if allowed and len(loc) == 1 else ""
-        )
-    if kind == "missing":
-        return f"{where}required field is missing"
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        kinds = ", ".join(sorted(PROBES))
-        found = error.get("input", {})
-        got = found.get("kind") if isinstance(found, dict) else None
-        if got is None:
-            return f"field 'kind' is missing (one of: {kinds})"
-        return f"unknown kind {got!r} (expected one of: {kinds})"
-    return f"{where}{message}"
-
-
-# --- loading ---------------------------------------------------------------------
+# --- probes -----------------------------------------------------------------------
 
 
 def _probe_label(index: int, raw: Any) -> str:
@@ -181,15 +117,17 @@ def _unknown_checks(probe: BaseProbeConfig) -> str:
         for old, new in row.renames(probe).items()
         if old in unknown
     }
-    if renamed:
-        return "; ".join(
-            f"check {old!r} is now {new!r} (renamed in 0.2.0)"
-            for old, new in renamed.items()
+    sentences = [
+        f"check {old!r} is now {new!r} (renamed in 0.2.0)"
+        for old, new in renamed.items()
+    ]
+    typos = [name for name in unknown if name not in renamed]
+    if typos:
+        sentences.append(
+            f"{', '.join(typos)} is not a check of this probe"
+            f" (its checks: {', '.join(planned)})"
         )
-    return (
-        f"{', '.join(unknown)} is not a check of this probe"
-        f" (its checks: {', '.join(planned)})"
-    )
+    return "; ".join(sentences)
 
 
 def _renamed_overrides(kind: ProbeKind, overrides: object) -> list[str]:
@@ -212,15 +150,92 @@ def _label_clash(probe: BaseProbeConfig) -> list[str]:
     return sorted(taken.intersection(probe.labels))
 
 
+def _cross_field_problems(
+    raw: dict[str, Any], errors: list[Any], model: type[BaseProbeConfig]
+) -> list[Any]:
+    """The probe's own rules (timeout below interval, one of two fields, ...)
+    that its field errors hid: validated again with the fields in error at
+    their defaults, so that a user mends the entry in one pass. Not when a
+    required field is in error (the rules would not run), and never a rule
+    that speaks of a field in error (it would judge the default)."""
+    broken = {
+        error["loc"][1]
+        for error in errors
+        if len(error.get("loc", ())) > 1 and isinstance(error["loc"][1], str)
+    }
+    fields = model.model_fields
+    if not broken or any(
+        name in fields and fields[name].is_required() for name in broken
+    ):
+        return []
+    try:
+        config_adapter().validate_python(
+            {k: v for k, v in raw.items() if k not in broken}
+        )
+    except ValidationError as second:
+        return [
+            e
+            for e in second.errors()
+            if e.get("type") == "value_error"
+            and len(e.get("loc", ())) <= 1
+            and not any(name in str(e.get("msg", "")) for name in broken)
+        ]
+    return []
+
+
+def _validate_probe(
+    raw: dict[str, Any], label: str
+) -> tuple[BaseProbeConfig | None, list[str]]:
+    try:
+        probe = config_adapter().validate_python(raw)
+    except ValidationError as error:
+        kind = PROBES.get(str(raw.get("kind")))
+        if kind is None:
+            return None, [f"{label}: {_unknown_kind(raw)}"]
+        errors = list(error.errors()) + _cross_field_problems(
+            raw, error.errors(), kind.config
+        )
+        problems = [
+            f"{label}: {sentence}"
+            for sentence in describe_all(errors, kind.config.model_fields, raw)
+        ]
+        # Said now too, so that an old config is mended in one pass.
+        problems += [
+            f"{label}: field 'checks': {renamed}"
+            for renamed in _renamed_overrides(kind, raw.get("checks"))
+        ]
+        return None, problems
+    problems = []
+    unknown = _unknown_checks(probe)
+    if unknown:
+        problems.append(f"{label}: field 'checks': {unknown}")
+    clash = _label_clash(probe)
+    if clash:
+        problems.append(
+            f"{label}: field 'labels': {clash} already used by the"
+            f" {probe.kind} metrics; pick other names"
+        )
+    return (None if problems else probe), problems
+
+
+def _unknown_kind(raw: Mapping[str, Any]) -> str:
+    kinds = ", ".join(sorted(PROBES))
+    if "kind" not in raw:
+        return f"field 'kind' is missing (one of: {kinds})"
+    return f"unknown kind {raw['kind']!r} (expected one of: {kinds})"
+
+
 def _validate_probes(
-    raw_probes: list[dict[str, Any]], defaults: ProbeDefaults
+    raw_probes: list[Any], defaults: ProbeDefaults
 ) -> tuple[list[BaseProbeConfig], list[str]]:
-    adapter = config_adapter()
     probes: list[BaseProbeConfig] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
     for index, raw in enumerate(raw_probes):
         label = _probe_label(index, raw)
+        if not isinstance(raw, dict):
+            problems.append(f"{label}: each probe must be a mapping with kind and name")
+            continue
         name = raw.get("name")
         if isinstance(name, str) and name in seen:
             problems.append(
@@ -231,45 +246,151 @@ def _validate_probes(
         if isinstance(name, str):
             seen[name] = index
         missing: list[str] = []
-        raw = _expand(raw, label, missing)
+        raw = expand(raw, label, missing)
         problems.extend(missing)
         if missing:
             continue
-        for key in ("interval", "timeout"):
-            value = getattr(defaults, key)
-            if value is not None:
-                raw.setdefault(key, value)
-        try:
-            probe = adapter.validate_python(raw)
-        except ValidationError as error:
-            kind = PROBES.get(str(raw.get("kind")))
-            model = kind.config if kind else None
-            for detail in error.errors():
-                loc = tuple(detail.get("loc", ()))
-                # The discriminated union puts the kind tag first.
-                if kind and loc and loc[0] == raw.get("kind"):
-                    detail = {**detail, "loc": loc[1:]}
-                problems.append(f"{label}: {_describe(detail, model)}")
-            if kind is not None:
-                # Said now too, so that an old config is mended in one pass.
-                problems.extend(
-                    f"{label}: field 'checks': {renamed}"
-                    for renamed in _renamed_overrides(kind, raw.get("checks"))
-                )
-            continue
-        unknown = _unknown_checks(probe)
-        if unknown:
-            problems.append(f"{label}: field 'checks': {unknown}")
-            continue
-        clash = _label_clash(probe)
-        if clash:
+        raw = {**defaults.for_kind(str(raw.get("kind"))), **raw}
+        probe, found = _validate_probe(raw, label)
+        problems.extend(found)
+        if probe is not None:
+            probes.append(probe)
+    return probes, problems
+
+
+def _defaults_problems(defaults: ProbeDefaults) -> list[str]:
+    """Per-kind defaults that name no kind or no field of it."""
+    problems = []
+    for kind_name, fields in (defaults.model_extra or {}).items():
+        kind = PROBES.get(kind_name)
+        if kind is None:
             problems.append(
-                f"{label}: field 'labels': {clash} already used by the"
-                f" {probe.kind} metrics; pick other names"
+                f"defaults: {kind_name!r} is neither a common default (interval,"
+                f" timeout, system) nor a kind ({', '.join(sorted(PROBES))})"
             )
             continue
-        probes.append(probe)
-    return probes, problems
+        if not isinstance(fields, dict):
+            problems.append(f"defaults.{kind_name}: expected a mapping of fields")
+            continue
+        unknown = sorted(set(fields) - set(kind.config.model_fields))
+        fixed = sorted(set(fields) & {"kind", "name"})
+        for field in unknown:
+            problems.append(
+                f"defaults.{kind_name}: unknown field {field!r} (allowed:"
+                f" {', '.join(sorted(kind.config.model_fields))})"
+            )
+        for field in fixed:
+            problems.append(f"defaults.{kind_name}: {field!r} cannot have a default")
+    return problems
+
+
+# --- systems ----------------------------------------------------------------------
+
+
+def _scoring(
+    raw: Mapping[str, Any], where: str
+) -> tuple[ScoringConfig | None, list[str]]:
+    try:
+        return ScoringConfig.model_validate(dict(raw)), []
+    except ValidationError as error:
+        return None, [
+            f"{where}: {sentence}"
+            for sentence in describe_all(
+                error.errors(), ScoringConfig.model_fields, raw
+            )
+        ]
+
+
+def _attestations_file(path: Path, base: Path, where: str) -> tuple[Any, list[str]]:
+    file = path if path.is_absolute() else base / path
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        if isinstance(data, list):
+            data = {"attestations": data}
+        return AttestationsFile.model_validate(data).attestations, []
+    except OSError as error:
+        return [], [f"{where}: cannot read {file}: {error.strerror or error}"]
+    except yaml.YAMLError as error:
+        return [], [f"{where}: {file} is not valid YAML: {error}"]
+    except ValidationError as error:
+        return [], [
+            f"{where} ({file}): {sentence}"
+            for sentence in describe_all(
+                error.errors(), AttestationsFile.model_fields, data
+            )
+        ]
+
+
+def _systems(
+    declared: Mapping[str, SystemConfig],
+    scoring_raw: Mapping[str, Any],
+    probes: list[BaseProbeConfig],
+    base: Path,
+) -> tuple[dict[str, System], list[str]]:
+    """The systems: declared ones with their settings, and those only probes
+    name. Every category a system's checks or attestations use must have a
+    weight in its scoring."""
+    problems: list[str] = []
+    top, found = _scoring(scoring_raw, "scoring")
+    problems += found
+    names = list(declared)
+    if declared:
+        for probe in probes:
+            if probe.system not in declared:
+                problems.append(
+                    f"probe {probe.name!r}: field 'system': {probe.system!r} is not"
+                    f" declared under systems: ({', '.join(declared)}); set system"
+                    " on the probe, or defaults.system"
+                )
+    names += [p.system for p in probes if p.system not in names]
+    systems: dict[str, System] = {}
+    for name in names:
+        settings = declared.get(name, SystemConfig())
+        where = f"system {name!r}"
+        scoring, found = (
+            _scoring({**scoring_raw, **settings.scoring}, f"{where}: field 'scoring'")
+            if settings.scoring is not None
+            else (top, [])
+        )
+        problems += found
+        attestations = list(settings.attestations)
+        if settings.attestations_file is not None:
+            loaded, found = _attestations_file(
+                settings.attestations_file, base, f"{where}: field 'attestations_file'"
+            )
+            attestations += loaded
+            problems += found
+        if scoring is None:
+            continue
+        problems += _unweighted(name, scoring, probes, attestations)
+        systems[name] = System(name, settings.description, scoring, tuple(attestations))
+    return systems, problems
+
+
+def _unweighted(
+    name: str,
+    scoring: ScoringConfig,
+    probes: list[BaseProbeConfig],
+    attestations: list[Any],
+) -> list[str]:
+    used: dict[str, str] = {}
+    for probe in probes:
+        if probe.system != name:
+            continue
+        for category in [probe.category, *(o.category for o in probe.checks.values())]:
+            if category is not None:
+                used.setdefault(category, f"probe {probe.name!r}")
+    for attestation in attestations:
+        used.setdefault(attestation.category, f"attestation {attestation.item!r}")
+    return [
+        f"system {name!r}: category {category!r} (used by {user}) has no weight;"
+        " add it to scoring.category_weights"
+        for category, user in used.items()
+        if not scoring.has_weight(category)
+    ]
+
+
+# --- the file ---------------------------------------------------------------------
 
 
 def parse_config(text: str, path: Path | str = "<config>") -> Config:
@@ -285,30 +406,37 @@ def parse_config(text: str, path: Path | str = "<config>") -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(path, ["the file must be a mapping with `probes:`"])
-    missing: list[str] = []
-    top = {k: v for k, v in data.items() if k != "probes"}
-    top = _expand(top, "top level", missing)
+    problems: list[str] = []
+    top = expand(
+        {k: v for k, v in data.items() if k != "probes"}, "top level", problems
+    )
     try:
         model = _FileModel.model_validate({**top, "probes": []})
     except ValidationError as error:
         raise ConfigError(
-            path, missing + [_describe(d, _FileModel) for d in error.errors()]
+            path,
+            problems + describe_all(error.errors(), _FileModel.model_fields, top),
         ) from None
     raw_probes = data.get("probes") or []
     if not isinstance(raw_probes, list):
         raise ConfigError(path, ["`probes` must be a list of probes"])
-    bad = [
-        f"probes[{i}]: each probe must be a mapping with kind and name"
-        for i, p in enumerate(raw_probes)
-        if not isinstance(p, dict)
-    ]
-    if bad:
-        raise ConfigError(path, bad)
-    probes, problems = _validate_probes(raw_probes, model.defaults)
-    problems = missing + problems
+    problems += _defaults_problems(model.defaults)
+    probes, found = _validate_probes(raw_probes, model.defaults)
+    problems += found
+    base = Path(path).parent
+    systems, found = _systems(model.systems, model.scoring, probes, base)
+    problems += found
     if problems:
         raise ConfigError(path, problems)
-    return Config(Path(path), model.scoring, model.scheduler, tuple(probes))
+    scoring = ScoringConfig.model_validate(model.scoring)
+    warnings = tuple(
+        f"probe {probe.name!r}: {warning}"
+        for probe in probes
+        for warning in probe.warnings()
+    )
+    return Config(
+        Path(path), scoring, model.scheduler, tuple(probes), systems, warnings
+    )
 
 
 def load_config(path: Path) -> Config:
@@ -319,4 +447,17 @@ def load_config(path: Path) -> Config:
         raise ConfigError(
             path, [f"cannot read the file: {error.strerror or error}"]
         ) from None
-    return parse_config(text, path)
+    config = parse_config(text, path)
+    for warning in config.warnings:
+        logger.warning("%s: %s", path, warning)
+    return config
+
+
+__all__ = [
+    "DEFAULT_SYSTEM",
+    "Config",
+    "ConfigError",
+    "SchedulerConfig",
+    "load_config",
+    "parse_config",
+]

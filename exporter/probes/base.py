@@ -46,7 +46,12 @@ class Reason(StrEnum):
 
 
 class Category(StrEnum):
-    """Readiness category a check counts towards."""
+    """The built-in readiness categories the kinds' checks count towards.
+
+    A config may add its own (an attestation in `documentation`, a check
+    moved to `code_quality`): a category is any `CategoryName`, and these
+    are the ones with default weights.
+    """
 
     RELIABILITY = "reliability"
     SECURITY = "security"
@@ -248,11 +253,20 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 
 LabelName = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")]
 
+CategoryName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+"""A readiness category: a built-in `Category` or one of the config's own."""
+
+SystemName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+"""The system a probe belongs to (a checklist's unit); the `system` label."""
+
+DEFAULT_SYSTEM = "default"
+
 # Labels that the exporter itself sets; a user label may not shadow them.
 RESERVED_LABELS = frozenset(
     {
         "kind",
         "probe",
+        "system",
         "check",
         "category",
         "severity",
@@ -320,7 +334,7 @@ def secret_given(value: SecretStr | None) -> bool:
 class CheckOverride(Model):
     """Per-check changes a user may make to a probe's defaults."""
 
-    category: Category | None = None
+    category: CategoryName | None = None
     severity: Severity | None = None
     enabled: bool = True
 
@@ -330,10 +344,11 @@ class BaseProbeConfig(Model):
 
     kind: str
     name: str = Field(min_length=1, max_length=200)
+    system: SystemName = DEFAULT_SYSTEM
     interval: Duration = 30.0
     timeout: Duration = 10.0
     labels: dict[LabelName, str] = Field(default_factory=dict)
-    category: Category | None = None
+    category: CategoryName | None = None
     checks: dict[str, CheckOverride] = Field(default_factory=dict)
     failure_threshold: int = Field(default=1, ge=1)
     success_threshold: int = Field(default=1, ge=1)
@@ -360,6 +375,12 @@ class BaseProbeConfig(Model):
                 f"labels {reserved} are set by the exporter; pick other names"
             )
         return self
+
+    def warnings(self) -> list[str]:
+        """What loads but is probably a mistake, each naming its field
+        (`field 'memory_max': ...`); the loader logs them and `check-config`
+        prints them. None by default."""
+        return []
 
 
 # --- checks as data -------------------------------------------------------------
@@ -450,13 +471,17 @@ def plan_checks(table: Iterable[CheckDef], config: Any) -> list[CheckSpec]:
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """One named verdict of one run. *detail* is short text for people."""
+    """One named verdict of one run. *detail* is short text for people;
+    *evaluated* is False when the run never got to judge the check (the
+    target could not be reached, the device did not answer), so its cause
+    is the run's failure reason, not the check itself."""
 
     name: str
     passed: bool
-    category: Category
+    category: str
     severity: Severity
     detail: str = ""
+    evaluated: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -529,7 +554,7 @@ class Checks:
         """All planned checks in plan order, unrecorded ones failed."""
         return tuple(
             self._results.get(name)
-            or Check(name, False, spec.category, spec.severity, default_detail)
+            or Check(name, False, spec.category, spec.severity, default_detail, False)
             for name, spec in self._plan.items()
         )
 
