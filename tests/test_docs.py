@@ -89,7 +89,12 @@ def test_yaml_examples_load(
         pytest.skip("not a probe config (alert rules, scrape config)")
     if isinstance(data, list):
         text = "probes:\n" + textwrap.indent(block, "  ")
-    elif "probes" in data or data.keys() <= {"defaults", "scheduler", "scoring"}:
+    elif "probes" in data or data.keys() <= {
+        "defaults",
+        "scheduler",
+        "scoring",
+        "systems",
+    }:
         text = block
     else:
         # The README's fragments (tls_config) are shown on an http probe.

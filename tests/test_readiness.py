@@ -100,43 +100,55 @@ def test_a_failing_critical_check_means_not_ready_whatever_the_score() -> None:
     assert result.failing_critical == ("web-cert/chain_verifies",)
 
 
-def test_a_check_many_probes_carry_is_one_item_valued_by_the_share_that_pass() -> None:
-    """The README's worked example: a frontend and ten JSON endpoints all
-    carry the four security-header checks; the frontend drops three of
-    them. Counted per probe that was 3 failures in 44 header checks; as
-    checklist items it is three items at 10/11 and one at 11/11."""
+HEADERS = (
+    "hsts_header",
+    "csp_header",
+    "x_frame_options_header",
+    "x_content_type_options_header",
+)
+TLS_CHECKS = ((CRIT, 4), (WARN, 3))
+
+
+def _estate_of_the_worked_example(dropped_on: set[str]) -> list[Judged]:
+    """The README's worked example: eleven http probes and a tls probe; the
+    probes in *dropped_on* lost HSTS, CSP and X-Frame-Options."""
     entries = []
     for probe in ["frontend", *(f"api-{i}" for i in range(10))]:
         entries.append(judged(R, CRIT, True, "status_ok", probe))
-        for header in ("hsts_header", "csp_header", "x_frame_options_header"):
-            entries.append(judged(S, WARN, probe != "frontend", header, probe))
-        entries.append(judged(S, WARN, True, "x_content_type_options_header", probe))
-    result = assess(entries, ScoringConfig())
-    items = {item.check: item for item in result.items}
-    assert len(items) == 5  # status_ok and four headers, not 55 checks
-    assert (items["hsts_header"].passed, items["hsts_header"].total) == (10, 11)
-    assert result.categories[S] == pytest.approx((3 * 10 / 11 + 1) / 4)
-    assert result.categories[R] == 1.0
-    # reliability 1.0 * 0.30, security 0.932 * 0.25, over 0.55.
-    assert result.score == pytest.approx((0.30 + 0.25 * (3 * 10 / 11 + 1) / 4) / 0.55)
-    assert result.verdict is Verdict.READY
-    # The same fault on a system with one probe weighs as much, not less.
-    alone = assess(
-        [judged(R, CRIT, True, "status_ok", "frontend")]
-        + [
-            judged(
-                S, WARN, header == "x_content_type_options_header", header, "frontend"
-            )
-            for header in (
-                "hsts_header",
-                "csp_header",
-                "x_frame_options_header",
-                "x_content_type_options_header",
-            )
-        ],
-        ScoringConfig(),
-    )
-    assert alone.categories[S] == 0.25
+        for header in HEADERS:
+            lost = probe in dropped_on and header != "x_content_type_options_header"
+            entries.append(judged(S, WARN, not lost, header, probe))
+    for severity, count in TLS_CHECKS:
+        entries += [
+            judged(S, severity, True, f"{severity}_{i}", "cert", "tls")
+            for i in range(count)
+        ]
+    return entries
+
+
+def test_a_check_many_probes_carry_is_one_item_valued_by_the_share_that_pass() -> None:
+    """The README's worked example, with its figures."""
+    everywhere = {"frontend", *(f"api-{i}" for i in range(10))}
+    result = assess(_estate_of_the_worked_example(everywhere), ScoringConfig())
+    items = {(item.kind, item.check): item for item in result.items}
+    assert len(items) == 5 + 7  # status_ok, four headers, seven tls checks
+    assert (
+        items[("http", "hsts_header")].passed,
+        items[("http", "hsts_header")].total,
+    ) == (0, 11)
+    assert result.categories[S] == pytest.approx(20 / 26)
+    assert result.score == pytest.approx((0.30 + 0.25 * 20 / 26) / 0.55)
+    assert round(result.score, 3) == 0.895
+    assert result.verdict is Verdict.MINOR
+    # Counted probe by probe (0.1.0) it was "staging only".
+    per_probe_security = (22 + 18) / (88 + 18)
+    assert round((0.30 + 0.25 * per_probe_security) / 0.55, 3) == 0.717
+    # One endpoint losing them: each of the three items is worth 10/11.
+    one = assess(_estate_of_the_worked_example({"frontend"}), ScoringConfig())
+    assert {(i.passed, i.total) for i in one.items if i.check in HEADERS[:3]} == {
+        (10, 11)
+    }
+    assert one.verdict is Verdict.READY
 
 
 def test_items_of_different_kinds_stay_apart() -> None:

@@ -263,3 +263,24 @@ def test_no_pydantic_names_in_errors() -> None:
         "probe 'w' (probes[1]): field 'mappings.m.values.v': expected a mapping of"
         " fields (key: value), got 5",
     ]
+
+
+def _keys(value: object) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+async def test_every_field_of_the_status_document_is_documented(
+    estate: Scheduler,
+) -> None:
+    doc = status_document(estate, DaemonStatus(started_at=1.0))
+    page = (
+        Path(__file__).resolve().parent.parent / "docs" / "status-api.md"
+    ).read_text()
+    # Keys that are data (category names, label names), not fields.
+    data = {"reliability", "security", "data", "documentation", "performance"}
+    undocumented = sorted(key for key in _keys(doc) - data if f"`{key}`" not in page)
+    assert not undocumented, f"add them to docs/status-api.md: {undocumented}"
