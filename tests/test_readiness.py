@@ -138,7 +138,7 @@ def test_a_check_many_probes_carry_is_one_item_valued_by_the_share_that_pass() -
     ) == (0, 11)
     assert result.categories[S] == pytest.approx(20 / 26)
     assert result.score == pytest.approx((0.30 + 0.25 * 20 / 26) / 0.55)
-    assert round(result.score, 3) == 0.895
+    assert result.score is not None and round(result.score, 3) == 0.895
     assert result.verdict is Verdict.MINOR
     # Counted probe by probe (0.1.0) it was "staging only".
     per_probe_security = (22 + 18) / (88 + 18)
