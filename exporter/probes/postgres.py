@@ -543,7 +543,7 @@ async def _observe_or_release(
     except TimeoutError:
         # asyncpg has asked the server to cancel the query; a polite close
         # lets that request go out, so the backend stops now and not when
-        # the query ends. The runner's deadline is config.timeout * 0.1 away.
+        # the query ends. The runner cancels the run deadline.grace later.
         await _close_politely(connection, deadline.grace)
         raise
     except BaseException:
