@@ -23,6 +23,7 @@ import os
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -98,9 +99,10 @@ class S3Clients:
         if self._client is not None and fingerprint == self._fingerprint:
             return self._client
         await self.aclose()
+        session = await _loop_session()
         stack = contextlib.AsyncExitStack()
         client = await stack.enter_async_context(
-            _session().create_client(
+            session.create_client(
                 "s3",
                 endpoint_url=location.endpoint,
                 region_name=location.region,
@@ -117,6 +119,31 @@ class S3Clients:
         stack, self._stack, self._client = self._stack, None, None
         if stack is not None:
             await stack.aclose()
+
+
+# One session per event loop (botocore sessions are not for sharing
+# between threads), its loader's caches filled in a worker thread.
+_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AioSession] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _loop_session() -> AioSession:
+    """The running loop's session. A client of a new session reads and
+    parses the S3 service model, endpoints and partitions (JSON files) on
+    the event loop, blocking every other probe for 100-250 ms
+    (aiobotocore#1199): every `check`, and the daemon at start and at every
+    client made again (a rotated secret, a reload) paid it. Two first
+    callers at once may both warm a session: harmless, and off the loop."""
+    loop = asyncio.get_running_loop()
+    session = _SESSIONS.get(loop)
+    if session is None:
+        session = _session()
+        # In aiobotocore 3.10 (the lower bound), not yet in its type stubs.
+        warm = session.warm_up_loader_caches  # type: ignore[attr-defined]
+        await asyncio.to_thread(warm, "s3")
+        session = _SESSIONS.setdefault(loop, session)
+    return session
 
 
 def _session() -> AioSession:
