@@ -103,15 +103,14 @@ class ScoringConfig(Model):
         return self
 
     def category_weight(self, category: str) -> float:
-        """Weight of *category*: configured, else the default table's, else
-        0 (the loader refuses a category without a weight)."""
-        if category in self.category_weights:
-            return self.category_weights[category]
-        return DEFAULT_CATEGORY_WEIGHTS.get(category, 0.0)
+        """Weight of *category*; 0 for one the table lacks (the loader
+        refuses a category in use without a weight). A table of a config's
+        own is the whole table: the defaults do not fill it in."""
+        return self.category_weights.get(category, 0.0)
 
     def has_weight(self, category: str) -> bool:
-        """Whether *category* is weighed at all (configured or built in)."""
-        return category in self.category_weights or category in DEFAULT_CATEGORY_WEIGHTS
+        """Whether *category* is in the table."""
+        return category in self.category_weights
 
     def severity_weight(self, severity: Severity) -> float:
         """Weight of *severity*, falling back to the default table."""

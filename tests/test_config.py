@@ -22,7 +22,7 @@ def test_a_valid_file_with_defaults_and_overrides() -> None:
         """
         defaults: {interval: 1m, timeout: 5s}
         scheduler: {max_concurrency: 4, jitter: 0}
-        scoring: {category_weights: {security: 0.5}}
+        scoring: {category_weights: {reliability: 0.3, security: 0.5, data: 0.2}}
         probes:
           - kind: tcp
             name: db

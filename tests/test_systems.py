@@ -206,10 +206,74 @@ def test_a_category_needs_a_weight_in_its_system() -> None:
         """
     )
     assert (
-        "system 'axon': category 'documentation' (used by probe 'a') has no weight;"
-        " add it to scoring.category_weights" in problems
+        "system 'axon': category 'documentation' (used by probe 'a') has no weight"
+        " in scoring.category_weights (reliability, security, performance,"
+        " monitoring, data); add it to the weights, or move the checks to a"
+        " weighted category" in problems
     )
     assert "category 'code_quality' (used by attestation 'coverage_80')" in problems
+
+
+def test_a_table_of_weights_of_a_systems_own_is_the_whole_table() -> None:
+    """The Axon checklist's table has no `reliability`: a probe whose checks
+    count there must be moved, not quietly weighed by the default table."""
+    config = f"""
+        systems:
+          axon:
+            scoring:
+              category_weights: {{code_quality: 0.2, security: 0.25,
+                performance: 0.2, monitoring: 0.15, data: 0.1, documentaton: 0.1}}
+            attestations:
+              - {{item: runbooks, category: documentation, passed: true, by: d,
+                  at: {TODAY}, expires: 30d}}
+        probes:
+          - {{kind: tcp, name: api-port, host: h, port: 1, system: axon}}
+        """
+    problems = config_problems(config).splitlines()
+    assert problems == [
+        "system 'axon': category 'reliability' (used by probe 'api-port') has no"
+        " weight in scoring.category_weights (code_quality, security, performance,"
+        " monitoring, data, documentaton); add it to the weights, or move the"
+        " checks to a weighted category (`category:` on the probe, or per check"
+        " under `checks:`)",
+        "system 'axon': category 'documentation' (used by attestation 'runbooks')"
+        " has no weight in scoring.category_weights (code_quality, security,"
+        " performance, monitoring, data, documentaton); did you mean"
+        " 'documentaton'? Else add it to the weights, or move the checks to a"
+        " weighted category (`category:` on the probe, or per check under"
+        " `checks:`)",
+    ]
+    fixed = config_of(
+        config.replace("documentaton", "documentation").replace(
+            "system: axon}", "system: axon, category: monitoring}"
+        )
+    )
+    assert fixed.systems["axon"].scoring.category_weight("reliability") == 0.0
+    assert fixed.warnings == ()
+
+
+def test_a_misspelt_weight_is_a_warning() -> None:
+    config = config_of(
+        """
+        scoring:
+          category_weights: {reliability: 0.5, security: 0.3, code_qualty: 0.2}
+        probes:
+          - {kind: tcp, name: a, host: h, port: 1}
+        """
+    )
+    assert config.warnings == ()  # not a misspelling of anything in use
+    typo = config_of(
+        """
+        scoring:
+          category_weights: {reliability: 0.5, securty: 0.5}
+        probes:
+          - {kind: tcp, name: a, host: h, port: 1}
+        """
+    )
+    assert typo.warnings == (
+        "system 'default': scoring.category_weights has 'securty', which no"
+        " check or attestation of the system uses; did you mean 'security'?",
+    )
 
 
 def test_attestations_from_a_file_beside_the_config(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ together, renamed fields and checks with their new names.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from exporter.probes.base import (
     Model,
     SystemName,
 )
-from exporter.readiness import ScoringConfig
+from exporter.readiness import DEFAULT_CATEGORY_WEIGHTS, ScoringConfig
 from exporter.systems import AttestationsFile, System, SystemConfig
 
 logger = logging.getLogger("exporter.config")
@@ -68,7 +69,7 @@ class _FileModel(Model):
     scoring: dict[str, Any] = Field(default_factory=dict)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     defaults: ProbeDefaults = Field(default_factory=ProbeDefaults)
-    systems: dict[SystemName, SystemConfig] = Field(default_factory=dict)
+    systems: dict[SystemName, Any] = Field(default_factory=dict)
     probes: list[Any] = Field(default_factory=list)
 
 
@@ -321,16 +322,38 @@ def _attestations_file(path: Path, base: Path, where: str) -> tuple[Any, list[st
         ]
 
 
+def _system_settings(
+    raw: Mapping[str, Any],
+) -> tuple[dict[str, SystemConfig], list[str]]:
+    """Each declared system's settings, validated on its own so that one
+    system's mistakes hide neither another's nor the probes'."""
+    declared: dict[str, SystemConfig] = {}
+    problems: list[str] = []
+    for name, settings in raw.items():
+        try:
+            declared[name] = SystemConfig.model_validate(settings or {})
+        except ValidationError as error:
+            problems += [
+                f"system {name!r}: {sentence}"
+                for sentence in describe_all(
+                    error.errors(), SystemConfig.model_fields, settings
+                )
+            ]
+            declared[name] = SystemConfig()
+    return declared, problems
+
+
 def _systems(
     declared: Mapping[str, SystemConfig],
     scoring_raw: Mapping[str, Any],
     probes: list[BaseProbeConfig],
     base: Path,
-) -> tuple[dict[str, System], list[str]]:
+) -> tuple[dict[str, System], list[str], list[str]]:
     """The systems: declared ones with their settings, and those only probes
-    name. Every category a system's checks or attestations use must have a
-    weight in its scoring."""
+    name; the problems and the warnings. Every category a system's checks or
+    attestations use must have a weight in its scoring."""
     problems: list[str] = []
+    warnings: list[str] = []
     top, found = _scoring(scoring_raw, "scoring")
     problems += found
     names = list(declared)
@@ -362,9 +385,33 @@ def _systems(
             problems += found
         if scoring is None:
             continue
-        problems += _unweighted(name, scoring, probes, attestations)
+        found, warned = _unweighted(name, scoring, probes, attestations)
+        problems += found
+        warnings += warned
         systems[name] = System(name, settings.description, scoring, tuple(attestations))
-    return systems, problems
+    return systems, problems, warnings
+
+
+def _categories_used(
+    name: str, probes: list[BaseProbeConfig], attestations: list[Any]
+) -> dict[str, str]:
+    """Every category system *name*'s checks and attestations count in,
+    with the first probe or attestation that uses it."""
+    used: dict[str, str] = {}
+    for probe in probes:
+        if probe.system != name:
+            continue
+        for spec in PROBES[probe.kind].plan(probe):
+            override = probe.checks.get(spec.name)
+            category = (
+                (override.category if override else None)
+                or probe.category
+                or spec.category
+            )
+            used.setdefault(str(category), f"probe {probe.name!r}")
+    for attestation in attestations:
+        used.setdefault(attestation.category, f"attestation {attestation.item!r}")
+    return used
 
 
 def _unweighted(
@@ -372,22 +419,35 @@ def _unweighted(
     scoring: ScoringConfig,
     probes: list[BaseProbeConfig],
     attestations: list[Any],
-) -> list[str]:
-    used: dict[str, str] = {}
-    for probe in probes:
-        if probe.system != name:
+) -> tuple[list[str], list[str]]:
+    """Problems: categories in use without a weight (a table of the
+    system's own is the whole table). Warnings: weights no check uses (a
+    misspelt category)."""
+    used = _categories_used(name, probes, attestations)
+    weighted = [str(category) for category in scoring.category_weights]
+    problems = []
+    for category, user in used.items():
+        if scoring.has_weight(category):
             continue
-        for category in [probe.category, *(o.category for o in probe.checks.values())]:
-            if category is not None:
-                used.setdefault(category, f"probe {probe.name!r}")
-    for attestation in attestations:
-        used.setdefault(attestation.category, f"attestation {attestation.item!r}")
-    return [
-        f"system {name!r}: category {category!r} (used by {user}) has no weight;"
-        " add it to scoring.category_weights"
-        for category, user in used.items()
-        if not scoring.has_weight(category)
+        close = difflib.get_close_matches(category, weighted, n=1)
+        hint = f"did you mean {close[0]!r}? Else add it" if close else "add it"
+        problems.append(
+            f"system {name!r}: category {category!r} (used by {user}) has no"
+            f" weight in scoring.category_weights ({', '.join(weighted)}); {hint}"
+            " to the weights, or move the checks to a weighted category"
+            " (`category:` on the probe, or per check under `checks:`)"
+        )
+    # A weight no check uses is allowed (a category not covered yet); one
+    # that looks like a used or built-in category misspelt is worth a word.
+    known = [*used, *map(str, DEFAULT_CATEGORY_WEIGHTS)]
+    warnings = [
+        f"system {name!r}: scoring.category_weights has {category!r}, which no"
+        f" check or attestation of the system uses; did you mean {close[0]!r}?"
+        for category in weighted
+        if category not in known
+        and (close := difflib.get_close_matches(category, known, n=1))
     ]
+    return problems, warnings
 
 
 # --- the file ---------------------------------------------------------------------
@@ -424,7 +484,9 @@ def parse_config(text: str, path: Path | str = "<config>") -> Config:
     probes, found = _validate_probes(raw_probes, model.defaults)
     problems += found
     base = Path(path).parent
-    systems, found = _systems(model.systems, model.scoring, probes, base)
+    declared, found = _system_settings(model.systems)
+    problems += found
+    systems, found, system_warnings = _systems(declared, model.scoring, probes, base)
     problems += found
     if problems:
         raise ConfigError(path, problems)
@@ -433,7 +495,7 @@ def parse_config(text: str, path: Path | str = "<config>") -> Config:
         f"probe {probe.name!r}: {warning}"
         for probe in probes
         for warning in probe.warnings()
-    )
+    ) + tuple(system_warnings)
     return Config(
         Path(path), scoring, model.scheduler, tuple(probes), systems, warnings
     )

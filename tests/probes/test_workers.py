@@ -1332,3 +1332,16 @@ async def test_demo_shows_a_stopped_worker_and_one_near_its_limit(
     assert "w3" in detail(result, "workers_alive")
     assert verdicts(result)["worker_memory"]
     assert "490.0 MiB (w4)" in detail(result, "worker_memory")
+
+
+def test_a_limit_may_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("QUEUE_MAX", "250")
+    config = parse_config(
+        "probes:\n  - {kind: workers, name: w, preset: mcp-threading,"
+        " url: 'http://127.0.0.1:3001', queue_depth_max: '${QUEUE_MAX:-100}',"
+        " memory_max: '${WORKER_MAX_MEMORY:-512MB}'}\n"
+    ).probes[0]
+    assert config.queue_depth_max == (250.0,)  # type: ignore[attr-defined]
+    assert config.memory_max == (512 * 1024**2,)  # type: ignore[attr-defined]

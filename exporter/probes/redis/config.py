@@ -94,7 +94,8 @@ class RedisConfig(BaseProbeConfig):
             raise ValueError(
                 f"eviction_policy {self.eviction_policy} evicts BullMQ's jobs;"
                 " with bullmq, leave eviction_policy out (noeviction is then"
-                " checked by bullmq_eviction_policy)"
+                " checked by bullmq_eviction_policy); a cache that must evict"
+                " (allkeys-lru) needs a Redis of its own, with a probe of its own"
             )
         if self.memory_ratio_max_warning > self.memory_ratio_max_critical:
             raise ValueError(

@@ -82,6 +82,8 @@ class MappingSpec(Model):
 MEMORY_PLAUSIBLE_MIN = 1_048_576
 """A worker's memory limit below 1 MiB is a unit mistake (`512` meaning MB)."""
 
+_NUMBER = re.compile(r"^\d+(\.\d+)?$")
+
 Limit = tuple[float | str, ...]
 """Per item, the first that applies: a number, or a mapped value's name."""
 
@@ -97,6 +99,9 @@ def _limit(size: bool) -> Any:
                 parsed.append(candidate)
             elif size:
                 parsed.append(float(parse_size(candidate)))
+            elif isinstance(candidate, str) and _NUMBER.match(candidate.strip()):
+                # A number from the environment (`${QUEUE_MAX:-100}`).
+                parsed.append(float(candidate))
             elif isinstance(candidate, int | float) and not isinstance(candidate, bool):
                 if candidate < 0:
                     raise ValueError(f"{candidate} is below 0")
