@@ -110,6 +110,10 @@ def start_s3() -> S3Server:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     try:
+        # moto keeps its authentication switch process-wide: a server that
+        # an earlier test turned it on for would refuse this setup's
+        # unsigned requests (InvalidClientTokenId).
+        _post(f"{endpoint}/moto-api/reset-auth", b"inf")
         _post(f"{endpoint}/moto-api/reset", b"")
         iam: Any = botocore.session.get_session().create_client(
             "iam",
