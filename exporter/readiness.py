@@ -23,6 +23,7 @@ Defaults come from the Axon checklist's readiness table (readiness-spec.md).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -155,8 +156,10 @@ class Item:
 
 @dataclass(frozen=True, slots=True)
 class Readiness:
-    """The assessment of one system (or the estate); *score* is None while
-    there is nothing to judge, and the verdict is then None too."""
+    """The assessment of one system (or the estate). *score* is None while
+    there is nothing to judge; the verdict is None too then, and while
+    *pending* probes have not run once (a verdict without them could say
+    ready about a system whose broken probe has not been heard from)."""
 
     score: float | None
     verdict: Verdict | None
@@ -165,17 +168,33 @@ class Readiness:
     checks_total: int = 0
     checks_failed: int = 0
     failing_critical: tuple[str, ...] = ()  # "probe/check"
+    pending: int = 0
 
     @property
     def verdict_text(self) -> str | None:
-        return VERDICT_TEXT[self.verdict] if self.verdict is not None else None
+        if self.verdict is not None:
+            return VERDICT_TEXT[self.verdict]
+        if self.pending:
+            return (
+                f"Waiting for {self.pending} probe{'' if self.pending == 1 else 's'}"
+                " to run once"
+            )
+        return None
+
+
+_POSITIONAL = re.compile(r"^condition_\d+$")
 
 
 def items_of(judged: Iterable[Judged], scoring: ScoringConfig) -> list[Item]:
     """Group *judged* checks into checklist items."""
     groups: dict[tuple[str, str, str], list[Check]] = {}
     for entry in judged:
-        key = (entry.check.category, entry.kind, entry.check.name)
+        name = entry.check.name
+        # An unnamed condition is named by its place in its probe's list:
+        # `condition_0` of two probes are two different questions.
+        if _POSITIONAL.match(name):
+            name = f"{entry.source}/{name}"
+        key = (entry.check.category, entry.kind, name)
         groups.setdefault(key, []).append(entry.check)
     items = []
     for (category, kind, name), checks in groups.items():
@@ -210,8 +229,10 @@ def assess(judged: Iterable[Judged], scoring: ScoringConfig) -> Readiness:
     weights = {c: scoring.category_weight(c) for c in categories}
     weight_sum = sum(weights.values())
     if not categories or weight_sum <= 0:
+        # No score, but a failing critical check is a verdict by itself.
+        verdict = Verdict.NOT_READY if critical else None
         return Readiness(
-            None, None, categories, tuple(items), len(entries), len(failed), critical
+            None, verdict, categories, tuple(items), len(entries), len(failed), critical
         )
     score = sum(categories[c] * w for c, w in weights.items()) / weight_sum
     verdict = Verdict.NOT_READY if critical else scoring.band(score)
@@ -221,23 +242,37 @@ def assess(judged: Iterable[Judged], scoring: ScoringConfig) -> Readiness:
 
 
 def estate(systems: Mapping[str, Readiness]) -> Readiness:
-    """The estate: its worst system's verdict, the mean of the systems'
-    scores and of their category scores, every system's checks."""
+    """The estate: its worst system's verdict (none while a system waits for
+    its probes to run once; a system with nothing to judge has no say), the
+    mean of the systems' scores and of their category scores, every
+    system's checks."""
     judged = [r for r in systems.values() if r.score is not None]
-    if not judged:
-        return Readiness(None, None)
+    known = [r.verdict for r in systems.values() if r.verdict is not None]
+    pending = sum(r.pending for r in systems.values())
+    waiting = any(r.pending and r.verdict is None for r in systems.values())
+    if Verdict.NOT_READY in known:
+        verdict: Verdict | None = Verdict.NOT_READY
+    elif not known or waiting:
+        verdict = None
+    else:
+        verdict = min(known, key=_SEVERITY_OF_VERDICT.index)
     categories: dict[str, list[float]] = {}
     for readiness in judged:
         for category, value in readiness.categories.items():
             categories.setdefault(category, []).append(value)
-    verdicts = [r.verdict for r in judged if r.verdict is not None]
+    score = (
+        sum(r.score for r in judged if r.score is not None) / len(judged)
+        if judged
+        else None
+    )
     return Readiness(
-        score=sum(r.score for r in judged if r.score is not None) / len(judged),
-        verdict=min(verdicts, key=_SEVERITY_OF_VERDICT.index),
+        score=score,
+        verdict=verdict,
         categories={c: sum(v) / len(v) for c, v in categories.items()},
         checks_total=sum(r.checks_total for r in systems.values()),
         checks_failed=sum(r.checks_failed for r in systems.values()),
         failing_critical=tuple(
             name for r in systems.values() for name in r.failing_critical
         ),
+        pending=pending,
     )

@@ -10,9 +10,10 @@ import re
 # never less.
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)\S*@")
 # password=secret / password: secret, as in libpq key=value DSNs and errors,
-# also under a prefix: access_token=, client_secret=, PGPASSWORD=.
+# also under a prefix: access_token=, client_secret=, PGPASSWORD=; a JSON key
+# in double quotes. Not `'password':`, which is how messages name a field.
 _KEY_VALUE = re.compile(
-    r"(?P<key>\b\w*?(?:password|passwd|pwd|secret|token|api[_-]?key)\b[\"']?\s*[=:]\s*)"
+    r"(?P<key>\b\w*?(?:password|passwd|pwd|secret|token|api[_-]?key)\b\"?\s*[=:]\s*)"
     r"(?P<quote>['\"]?)[^\s'\"&;,]+(?P=quote)",
     re.IGNORECASE,
 )

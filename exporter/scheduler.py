@@ -268,6 +268,10 @@ class Scheduler:
         cached = self._assessment
         if cached and cached[0] == self.generation and now < cached[1].valid_until:
             return cached[1]
+        pending: dict[str, int] = {}
+        for record in self.records.values():
+            if record.result is None:
+                pending[record.config.system] = pending.get(record.config.system, 0) + 1
         assessment = assess_systems(
             self.config.systems,
             [
@@ -276,6 +280,7 @@ class Scheduler:
                 if r.result is not None
             ],
             now,
+            pending,
         )
         self._assessment = (self.generation, assessment)
         return assessment

@@ -22,6 +22,7 @@ not expired.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
@@ -176,10 +177,13 @@ def assess_systems(
     systems: Mapping[str, System],
     checks: Iterable[tuple[str, str, str, Iterable[Check]]],
     now: float,
+    pending: Mapping[str, int] | None = None,
 ) -> Assessment:
     """Assess each system from *checks* (system, probe, kind, checks of its
-    last run) and its attestations at *now*."""
-    judged: dict[str, list[Judged]] = {name: [] for name in systems}
+    last run) and its attestations at *now*; a system with *pending* probes
+    (not run yet) gets no verdict unless a critical check already fails."""
+    pending = pending or {}
+    judged: dict[str, list[Judged]] = {name: [] for name in [*systems, *pending]}
     for system_name, probe, kind, probe_checks in checks:
         judged.setdefault(system_name, []).extend(
             Judged(probe, kind, check) for check in probe_checks
@@ -191,7 +195,15 @@ def assess_systems(
         if found is not None:
             entries = entries + found.attestation_checks(now)
         scoring = found.scoring if found is not None else ScoringConfig()
-        results[name] = assess(entries, scoring)
+        result = assess(entries, scoring)
+        waiting = pending.get(name, 0)
+        if waiting:
+            result = dataclasses.replace(
+                result,
+                pending=waiting,
+                verdict=result.verdict if result.failing_critical else None,
+            )
+        results[name] = result
     valid_until = min(
         (system.next_change(now) for system in systems.values()), default=math.inf
     )

@@ -277,3 +277,20 @@ def test_settings_from_environment_and_flags(monkeypatch: pytest.MonkeyPatch) ->
     assert flagged.listen_host_port() == ("::1", 8080)
     with pytest.raises(ValueError, match="HOST:PORT"):
         Settings(web_listen_address="nowhere").listen_host_port()
+
+
+@pytest.mark.parametrize(
+    "probe",
+    [
+        "{kind: http, name: a, url: 'http://x/', basic_auth: 'admin:Hunter2secret'}",
+        "{kind: http, name: a, url: 'http://x/', headers: {Authorization: [Hunter2secret]}}",
+        "{kind: postgres, name: a, dsn: 'postgresql://h/d', password: [Hunter2secret]}",
+        "{kind: redis, name: a, url: [redis://u:Hunter2secret@h]}",
+        "{kind: http, name: a, url: 'http://x/', bearer_token: {t: Hunter2secret}}",
+    ],
+)
+def test_a_mistake_in_a_secret_field_never_shows_the_value(probe: str) -> None:
+    """Config problems reach logs, the reload reply and the status page."""
+    problems = problems_of(f"probes:\n  - {probe}\n")
+    assert problems
+    assert not any("Hunter2" in problem for problem in problems), problems

@@ -184,6 +184,54 @@ def test_the_estate_takes_its_worst_system_and_the_mean_score() -> None:
     assert whole.categories == {R: pytest.approx(0.825), S: pytest.approx(0.8)}
 
 
+def test_a_system_waiting_for_a_probe_has_no_verdict_yet() -> None:
+    system = System("shop", "", ScoringConfig(), ())
+    passing = [("shop", "api", "http", [Check("up", True, R, CRIT)])]
+    waiting = assess_systems({"shop": system}, passing, 0.0, {"shop": 1})
+    shop = waiting.systems["shop"]
+    # The probe not heard from yet could be the broken one: no "ready".
+    assert (shop.score, shop.verdict, shop.pending) == (1.0, None, 1)
+    assert shop.verdict_text == "Waiting for 1 probe to run once"
+    assert waiting.estate.verdict is None
+    # A critical check already failing is a verdict by itself.
+    failing = [("shop", "api", "http", [Check("up", False, R, CRIT)])]
+    broken = assess_systems({"shop": system}, failing, 0.0, {"shop": 2})
+    assert broken.systems["shop"].verdict is Verdict.NOT_READY
+    assert broken.estate.verdict is Verdict.NOT_READY
+    # Once every probe has run, the verdict is the score's.
+    assert (
+        assess_systems({"shop": system}, passing, 0.0).systems["shop"].verdict
+        is Verdict.READY
+    )
+
+
+def test_a_failing_critical_check_is_not_ready_even_without_a_score() -> None:
+    # A category weighted 0 leaves nothing to score; the critical rule holds.
+    scoring = ScoringConfig(category_weights={R: 0.0})
+    result = assess([judged(R, CRIT, False, "up")], scoring)
+    assert (result.score, result.verdict) == (None, Verdict.NOT_READY)
+    assert estate({"a": result}).verdict is Verdict.NOT_READY
+
+
+def test_unnamed_conditions_of_two_probes_are_two_items() -> None:
+    # `condition_0` is "the first condition of this probe": two probes' firsts
+    # ask different questions, so one passing does not hide the other.
+    result = assess(
+        [
+            judged(R, WARN, True, "condition_0", "a"),
+            judged(R, WARN, False, "condition_0", "b"),
+            judged(R, WARN, True, "tls_valid", "a"),
+            judged(R, WARN, True, "tls_valid", "b"),
+        ],
+        ScoringConfig(),
+    )
+    assert sorted((i.check, i.value) for i in result.items) == [
+        ("a/condition_0", 1.0),
+        ("b/condition_0", 0.0),
+        ("tls_valid", 1.0),
+    ]
+
+
 def _attestation(**fields: object) -> Attestation:
     base: dict[str, object] = {
         "item": "restore_tested",

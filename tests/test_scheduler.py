@@ -236,6 +236,35 @@ async def test_readiness_follows_results(monkeypatch: pytest.MonkeyPatch) -> Non
     assert assessment.score == pytest.approx((0.5 * 0.30 + 1.0 * 0.25) / 0.55)
 
 
+async def test_no_verdict_until_every_probe_ran_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with scripted_kind(monkeypatch):
+        scheduler = Scheduler(
+            scripted(
+                "{kind: scripted, name: good, interval: 10, timeout: 1}",
+                "{kind: scripted, name: later, interval: 10, timeout: 1}",
+            )
+        )
+        await scheduler.run(scheduler.records["good"])
+        first = scheduler.assessment().systems["default"]
+        await scheduler.run(scheduler.records["later"])
+        second = scheduler.assessment().systems["default"]
+        # A new probe after a reload is waited for too.
+        await scheduler.apply(
+            scripted(
+                "{kind: scripted, name: good, interval: 10, timeout: 1}",
+                "{kind: scripted, name: later, interval: 10, timeout: 1}",
+                "{kind: scripted, name: added, interval: 10, timeout: 1}",
+            )
+        )
+        third = scheduler.assessment().systems["default"]
+        await scheduler.stop()
+    assert (first.score, first.verdict, first.pending) == (1.0, None, 1)
+    assert (second.verdict, second.pending) == ("ready", 0)
+    assert (third.verdict, third.pending) == (None, 1)
+
+
 async def test_every_subscriber_gets_each_new_result(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

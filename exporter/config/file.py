@@ -32,6 +32,7 @@ from exporter.probes.base import (
     SystemName,
 )
 from exporter.readiness import DEFAULT_CATEGORY_WEIGHTS, ScoringConfig
+from exporter.redact import redact
 from exporter.systems import AttestationsFile, System, SystemConfig
 
 logger = logging.getLogger("exporter.config")
@@ -91,8 +92,9 @@ class ConfigError(Exception):
 
     def __init__(self, path: Path | str, problems: list[str]) -> None:
         self.path = str(path)
-        self.problems = problems
-        super().__init__("\n".join(f"{self.path}: {p}" for p in problems))
+        # Told in logs, the reload reply and the status page: never a secret.
+        self.problems = [redact(problem) for problem in problems]
+        super().__init__("\n".join(f"{self.path}: {p}" for p in self.problems))
 
 
 # --- probes -----------------------------------------------------------------------

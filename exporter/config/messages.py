@@ -66,12 +66,32 @@ def _shown(value: Any) -> str:
 
 
 _LITERAL = re.compile(r"^Input should be (.+)$")
+# Fields whose values may be secrets (or hold them, as URLs and headers do):
+# a mistake there is told without the value, which would reach logs, the
+# reload reply and the status page.
+_SECRET_FIELD = re.compile(
+    r"^(?:headers|url|.*_url|dsn|uri|endpoint|basic_auth)$"
+    r"|password|secret|token|api_?key|access_key",
+    re.IGNORECASE,
+)
+
+
+def _got(error: Mapping[str, Any]) -> str:
+    """`, got <the value>`, unless the field may hold a secret."""
+    if "input" not in error:
+        return ""
+    if any(
+        isinstance(part, str) and _SECRET_FIELD.search(part)
+        for part in error.get("loc", ())
+    ):
+        return ""
+    return f", got {_shown(error['input'])}"
 
 
 def _message(error: Mapping[str, Any]) -> str:
     kind = str(error.get("type", ""))
     message = str(error.get("msg", "")).removeprefix("Value error, ")
-    got = f", got {_shown(error['input'])}" if "input" in error else ""
+    got = _got(error)
     if kind == "literal_error":
         options = str((error.get("ctx") or {}).get("expected", ""))
         options = options.replace("'", "").replace(" or ", ", ")
@@ -106,7 +126,8 @@ def _message(error: Mapping[str, Any]) -> str:
         return f"expected at most {most} item{'' if most == 1 else 's'}{got}"
     if kind == "string_pattern_mismatch":
         pattern = (error.get("ctx") or {}).get("pattern", "")
-        return f"{_shown(error.get('input'))} does not match {pattern}"
+        shown = _got(error).removeprefix(", got ") or "the value"
+        return f"{shown} does not match {pattern}"
     # Drop pydantic's own class names wherever they remain.
     message = re.sub(r" or instance of \w+", "", message)
     match = _LITERAL.match(message)
@@ -159,7 +180,7 @@ def describe_all(
         if len(group) == 1 or any(e.get("type") == "extra_forbidden" for e in group):
             sentences.extend(describe(e, allowed, data) for e in group)
             continue
-        got = f", got {_shown(group[0]['input'])}" if "input" in group[0] else ""
+        got = _got(group[0])
         wanted = [_message(e).removesuffix(got) for e in group]
         # "expected true or false, or a list", not "... or expected a list".
         wanted = wanted[:1] + [w.removeprefix("expected ") for w in wanted[1:]]
