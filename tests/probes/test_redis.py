@@ -27,6 +27,8 @@ from exporter.probes.base import ProbeResult, Reason, Severity
 from exporter.probes.context import ProbeContext, SharedResources
 from exporter.probes.redis import RedisConfig
 from exporter.probes.redis.connection import CLIENT_NAME
+from exporter.probes.redis.hitratio import LookupLedger, ledger_key
+from exporter.probes.redis.url import parse_url
 from tests.conftest import StartServer, free_port
 from tests.helpers import (
     config_problems,
@@ -563,21 +565,22 @@ async def test_a_bullmq_run_that_lost_its_replies_starts_new_baselines(
     assert cut_off.reason is Reason.TIMEOUT
     assert verdicts(after)["hit_ratio"]
     assert detail(after, "hit_ratio") == (
-        "a run reading BullMQ keys of this server lost its replies, so its"
-        " lookups are unknown: new baseline"
+        "a run reading BullMQ keys of this server lost its replies or ran"
+        " out of turn, so its lookups are unknown: new baseline"
     )
     assert sample(after, "redis_hit_ratio") is None
     assert sample(later, "redis_hit_ratio_lookups") == 0
 
 
-async def test_a_probe_waits_its_turn_while_another_round_trip_hangs(
+async def test_a_probe_goes_ahead_when_another_round_trip_hangs(
     server: RedisServer, tcp_server: StartServer, contexts: Contexts
 ) -> None:
-    """Round trips to one server take turns; a turn that never comes is a
-    timeout that says why."""
+    """Round trips to one server take turns; a turn that does not come within
+    half the budget is skipped: the server is judged, only the hit ratio's
+    window starts over, every probe's since a read went unrecorded."""
     thief = ReplyThief(server)
     url = f"redis://127.0.0.1:{await tcp_server(thief)}/0"
-    cache = redis_config(url, timeout=0.5)
+    cache = redis_config(url, timeout=0.5, hit_ratio_lookups_min=1)
     jobs: RedisConfig = probe_config(
         "redis", name="jobs", url=url, timeout=1.5, bullmq={"queues": [{"name": "pdf"}]}
     )
@@ -586,15 +589,35 @@ async def test_a_probe_waits_its_turn_while_another_round_trip_hangs(
 
     hanging = asyncio.create_task(run_once(jobs, ctx=contexts()))
     await thief.reads_sent.wait()  # jobs holds the turn, waiting for replies
-    waited = await run_once(cache, ctx=cache_ctx)
+    went_ahead = await run_once(cache, ctx=cache_ctx)
     hung = await hanging
+    after = await run_once(cache, ctx=cache_ctx)
 
-    assert waited.reason is Reason.TIMEOUT
-    assert waited.error == (
-        "no turn within 0.45s: another probe's round trip to the same server did not end"
+    assert went_ahead.success, went_ahead.error
+    assert detail(went_ahead, "hit_ratio") == (
+        "another probe's round trip to this server held its turn past half"
+        " this run's budget, so this window is unknown: new baseline"
     )
+    assert sample(went_ahead, "redis_hit_ratio_lookups") is None
     assert hung.reason is Reason.TIMEOUT
     assert "Timeout reading" in hung.error
+    assert detail(after, "hit_ratio") == "new baseline: the previous run had no window"
+
+
+async def test_no_turns_while_no_probe_of_the_server_reads_keys(
+    server: RedisServer, contexts: Contexts
+) -> None:
+    """Without key reads the ledger stays at zero: order does not matter, and
+    a probe never waits for another."""
+    ctx = contexts()
+    config = redis_config(server.url(), hit_ratio_lookups_min=1)
+    ledger = ctx.shared(ledger_key(parse_url(config.url)), LookupLedger)
+    async with ledger.lock:  # as if another probe's round trip hung
+        first = await run_once(config, ctx=ctx)
+        server.look_up(hits=3, misses=1)
+        second = await run_once(config, ctx=ctx)
+    assert detail(first, "hit_ratio") == "first run: baseline taken"
+    assert sample(second, "redis_hit_ratio") == 0.75
 
 
 async def test_a_restarted_server_starts_a_new_hit_ratio_baseline(

@@ -215,7 +215,7 @@ async def probe(config: RedisConfig, ctx: ProbeContext) -> ProbeResult:
     judge_memory(checks, config, facts)
     samples = server_samples(facts, exchange)
     samples += judge_hit_ratio(
-        checks, config, state.hit_window, facts.keyspace, turn.before
+        checks, config, state.hit_window, facts.keyspace, turn.before, turn.in_order
     )
     if config.bullmq is not None:
         samples += judge_queues(checks, config.bullmq, state, queues)

@@ -20,10 +20,16 @@ ends: it notes the tally (every read the server ran before this run's INFO)
 and then adds its own reads (run after that INFO, so in its next window).
 The server thus runs the daemon's reads in the order the ledger records
 them, and each window takes off exactly the daemon's reads inside it.
-Connecting is outside the turn. What stays approximate: the same server
-under two addresses gets two ledgers; a run whose replies were lost after
-its reads were sent (a timeout) makes every probe of the server start a new
-baseline rather than guess.
+Connecting is outside the turn. Turns are taken only once a probe of the
+server reads keys: with no reads the ledger stays at zero and order does not
+matter. A run that waited half its budget for its turn (another probe's round
+trip hung) goes ahead without it rather than fail a healthy server: its
+window is unknown, so it starts a new baseline, every probe's if it reads
+keys itself. What stays approximate: the same server under two addresses
+gets two ledgers; a run whose replies were lost after its reads were sent (a
+timeout) makes every probe of the server start a new baseline rather than
+guess; the first run that reads keys on a server may overlap a run of
+another probe that took no turn, once.
 """
 
 from __future__ import annotations
@@ -63,9 +69,11 @@ class LookupLedger:
     lock its probes take turns with.
 
     *unaccounted* counts runs that sent key reads and did not read all the
-    replies (a timeout): the server may have counted lookups nobody recorded,
-    so every probe of the server starts a new baseline rather than count them
-    as others' traffic.
+    replies (a timeout), or sent them out of turn: the server may have
+    counted lookups nobody recorded in order, so every probe of the server
+    starts a new baseline rather than count them as others' traffic.
+    *has_readers* turns on when a probe of the server first reads keys, and
+    turns are taken from then on.
     """
 
     def __init__(self) -> None:
@@ -73,6 +81,7 @@ class LookupLedger:
         self.hits = 0
         self.misses = 0
         self.unaccounted = 0
+        self.has_readers = False
 
     def tally(self) -> Tally:
         return Tally(self.hits, self.misses, self.unaccounted)
@@ -87,11 +96,22 @@ class LedgerTurn:
         self._ledger = ledger
         self._first_read = first_read
         self._reads = reads
+        ledger.has_readers |= reads > 0
         self.before = ledger.tally()  # noted again when the replies are in
+        self.in_order = True  # False once the run went ahead without its turn
 
     @property
     def lock(self) -> asyncio.Lock:
         return self._ledger.lock
+
+    @property
+    def needed(self) -> bool:
+        return self._ledger.has_readers
+
+    def skipped(self) -> None:
+        self.in_order = False
+        if self._reads:
+            self._ledger.unaccounted += 1
 
     def answered(self, replies: list[object]) -> None:
         self.before = self._ledger.tally()
@@ -159,15 +179,28 @@ class HitWindow:
 
     def __init__(self) -> None:
         self.baseline: _Baseline | None = None
+        self.started = False
 
     def reset(self) -> None:
         """After a failed run: this run's place in the ledger is unknown."""
         self.baseline = None
+        self.started = True
 
-    def advance(self, server: Keyspace, ours: Tally) -> Lookups | str:
+    def advance(
+        self, server: Keyspace, ours: Tally, in_order: bool = True
+    ) -> Lookups | str:
         """Others' lookups since the previous run, or why there is no window."""
+        if not in_order:
+            self.reset()
+            return (
+                "another probe's round trip to this server held its turn past"
+                " half this run's budget, so this window is unknown: new baseline"
+            )
         previous, self.baseline = self.baseline, _Baseline(server, ours)
+        started, self.started = self.started, True
         if previous is None:
+            if started:
+                return "new baseline: the previous run had no window"
             return "first run: baseline taken"
         if server.run_id != previous.server.run_id:
             return "the server restarted (new run_id): new baseline"
@@ -175,8 +208,8 @@ class HitWindow:
             return "counters went back (CONFIG RESETSTAT): new baseline"
         if ours.unaccounted != previous.ours.unaccounted:
             return (
-                "a run reading BullMQ keys of this server lost its replies, so"
-                " its lookups are unknown: new baseline"
+                "a run reading BullMQ keys of this server lost its replies or"
+                " ran out of turn, so its lookups are unknown: new baseline"
             )
         own_hits = ours.hits - previous.ours.hits
         own_misses = ours.misses - previous.ours.misses
@@ -193,9 +226,10 @@ def judge_hit_ratio(
     window: HitWindow,
     server: Keyspace,
     ours: Tally,
+    in_order: bool = True,
 ) -> list[Sample]:
     """Record `hit_ratio`; the ratio is exported only when it was judged."""
-    lookups = window.advance(server, ours)
+    lookups = window.advance(server, ours, in_order)
     samples: list[Sample] = []
     passed = True
     if isinstance(lookups, str):
