@@ -104,6 +104,12 @@ def service(fake: Fake) -> web.Application:
     async def garbage(request: web.Request) -> web.Response:
         return web.Response(text="<html>oops</html>", content_type="text/html")
 
+    async def deep(request: web.Request) -> web.Response:
+        # Valid JSON nested deeper than Python's parser goes.
+        return web.Response(
+            text="[" * 5000 + "]" * 5000, content_type="application/json"
+        )
+
     async def huge(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()
         response.enable_chunked_encoding()
@@ -173,6 +179,7 @@ def service(fake: Fake) -> web.Application:
         "/degraded": degraded,
         "/error": error,
         "/garbage": garbage,
+        "/deep": deep,
         "/huge": huge,
         "/hang": hang,
         "/cut": cut,
@@ -363,6 +370,19 @@ async def test_garbage_body_fails_conditions_but_keeps_samples(
     assert verdicts(result)["condition_0"] is False
     assert detail(result, "condition_0").startswith("body is not JSON")
     assert sample(result, "http_status_code") == 200
+
+
+async def test_json_nested_too_deep_fails_conditions_and_says_so(
+    base: str, shared: SharedResources
+) -> None:
+    result = await run(
+        shared, url=f"{base}/deep", conditions=[{"cel": "size(body) > 0"}]
+    )
+    assert result.reason is Reason.CHECK
+    assert verdicts(result)["status_ok"] is True
+    assert detail(result, "condition_0") == (
+        "body is JSON nested too deep to read (about 1,000 levels)"
+    )
 
 
 async def test_oversized_body_is_cut_at_max_body_bytes(

@@ -81,6 +81,8 @@ def parse_json(body: bytes) -> tuple[Any, str]:
         return None, "body is not UTF-8 text, conditions need JSON"
     except json.JSONDecodeError as error:
         return None, f"body is not JSON ({error.msg} at char {error.pos})"
+    except RecursionError:
+        return None, "body is JSON nested too deep to read (about 1,000 levels)"
 
 
 # --- headers ---------------------------------------------------------------------

@@ -25,7 +25,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,15 @@ from cel_expr_python.ext import ext_strings  # type: ignore[import-untyped]
 ITERATIONS_MAX = 10_000
 """cel-cpp's budget of one evaluation: members visited by all(), exists(),
 filter() and map(), summed. It bounds what one condition can cost."""
+
+LIST_BUILT_MAX = 2_000
+"""The longest list of a reply that an expression building lists (filter(),
+map()) is run on. cel-cpp builds their result a copy per member, so the cost
+grows with the square of the length: 26 ms for 1,000 members, 80 ms for
+2,000, 3.5 s for 8,000, all of it holding the GIL, so every other probe
+waits (a thread does not help). all() and exists() cost 1 ms per 2,000."""
+
+_BUILDS_LISTS = re.compile(r"\.\s*(?:filter|map)\s*\(")
 
 # The variables every expression sees; comprehension variables are bound by
 # the macros themselves.
@@ -60,6 +69,25 @@ _FUNCTIONS = frozenset(
 @functools.lru_cache(maxsize=4096)
 def _compile(text: str) -> Any:
     return _ENV.compile(text)
+
+
+@functools.lru_cache(maxsize=64)
+def _env_binding(names: tuple[str, ...]) -> Any:
+    """The environment with *names* bound too: the explainer evaluates a
+    macro's predicate member by member with its variable bound."""
+    return cel.NewEnv(
+        variables={
+            "body": cel.Type.DYN,
+            "now": cel.Type.TIMESTAMP,
+            **{name: cel.Type.DYN for name in names},
+        },
+        extensions=[ext_strings.ExtStrings()],
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_binding(text: str, names: tuple[str, ...]) -> Any:
+    return _env_binding(names).compile(text)
 
 
 def _where(source: str, line: int, column: int) -> str:
@@ -131,14 +159,26 @@ class CelCondition:
 
     def evaluate(self, reply: CelReply) -> tuple[bool, str]:
         """Whether the condition holds on *reply*, and the detail."""
+        if reply.longest_list > LIST_BUILT_MAX and _builds_lists(self.text):
+            return False, (
+                f"not run: the reply has a list of {reply.longest_list} members,"
+                f" more than {LIST_BUILT_MAX}, and filter() or map() over it would"
+                " hold up every other probe (their cost grows with the square of"
+                " the length); write it with all() or exists()"
+            )
         value = reply.run(self.text)
         if isinstance(value, CelError):
             return False, reply.explain_error(self.text, value)
         if value is True:
             return True, ""
         if value is False:
-            return False, _Explainer(reply).why_false(self.text, _top)
+            return False, _Explainer(reply).why_false(self.text)
         return False, f"gives {_shown(value)}, not true or false"
+
+
+def _builds_lists(text: str) -> bool:
+    outside = {index for index, _ in _scan(text)}
+    return any(m.start() in outside for m in _BUILDS_LISTS.finditer(text))
 
 
 def compile_cel(text: str) -> CelCondition:
@@ -171,32 +211,63 @@ class CelError:
     message: str
 
 
-def json_doubles(value: Any) -> Any:
-    """*value* with every JSON number a double, as CEL reads JSON."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return float(value)
-    if isinstance(value, dict):
-        return {key: json_doubles(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [json_doubles(item) for item in value]
-    return value
+def json_doubles(document: Any) -> tuple[Any, int]:
+    """*document* with every JSON number a double, as CEL reads JSON, and
+    the length of its longest list.
+
+    A loop, not recursion: a reply nested deeper than Python's recursion
+    limit is still judged. An integer beyond a double's range is infinite,
+    as JSON parsers that read numbers as doubles make it.
+    """
+    longest = 0
+    root: list[Any] = [document]
+    # (container, key) pairs whose value is still to convert, in place in
+    # the copies made below.
+    pending: list[tuple[Any, Any]] = [(root, 0)]
+    while pending:
+        container, key = pending.pop()
+        value = container[key]
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            try:
+                container[key] = float(value)
+            except OverflowError:
+                container[key] = math.inf if value > 0 else -math.inf
+        elif isinstance(value, dict):
+            copy = dict(value)
+            container[key] = copy
+            pending.extend((copy, k) for k in copy)
+        elif isinstance(value, list):
+            copy_list = list(value)
+            container[key] = copy_list
+            longest = max(longest, len(copy_list))
+            pending.extend((copy_list, i) for i in range(len(copy_list)))
+    return root[0], longest
 
 
 class CelReply:
     """One reply, converted once for every CEL condition that reads it."""
 
     def __init__(self, document: Any, now: datetime.datetime | None = None) -> None:
-        self.document = json_doubles(document)
-        self._activation = _ENV.Activation(
-            {"body": self.document, "now": now or datetime.datetime.now(datetime.UTC)}
-        )
+        self.document, self.longest_list = json_doubles(document)
+        self.now = now or datetime.datetime.now(datetime.UTC)
+        self._activation = _ENV.Activation({"body": self.document, "now": self.now})
 
-    def run(self, text: str) -> Any:
-        """The plain value of *text* on this reply, or a CelError."""
+    def run(self, text: str, bound: Mapping[str, Any] | None = None) -> Any:
+        """The plain value of *text* on this reply, or a CelError; *bound*
+        gives variables of the explainer's own (a macro's, bound to one
+        member)."""
         try:
-            value = _compile(text).eval(self._activation)
+            if bound:
+                names = tuple(sorted(bound))
+                program = _compile_binding(text, names)
+                activation = _env_binding(names).Activation(
+                    {"body": self.document, "now": self.now, **bound}
+                )
+                value = program.eval(activation)
+            else:
+                value = _compile(text).eval(self._activation)
         except RuntimeError as error:  # our own sub-expression; the iteration budget
             return CelError(str(error))
         if value.type().name() == "ERROR":
@@ -252,10 +323,6 @@ def _key_steps(chain: str, key: str) -> Iterator[int]:
 
 
 # --- explaining why an expression is false -----------------------------------
-
-
-def _top(text: str) -> str:
-    return text
 
 
 def _shown(value: Any, limit: int = 40) -> str:
@@ -400,40 +467,49 @@ def _closing(text: str, start: int) -> int | None:
     return None
 
 
+Bound = Mapping[str, Any]
+"""The variables of the macros being explained, each bound to one member."""
+
+
 class _Explainer:
-    """Works out why an expression is false by evaluating its parts."""
+    """Works out why an expression is false by evaluating its parts.
+
+    A macro's members are judged one at a time in Python, the variable bound
+    to each (5 us a member): never with filter(), whose cost grows with the
+    square of the list's length in cel-cpp.
+    """
 
     def __init__(self, reply: CelReply) -> None:
         self.reply = reply
 
-    def value(self, text: str, scope: Callable[[str], str]) -> Any:
-        return self.reply.run(scope(text))
+    def value(self, text: str, bound: Bound) -> Any:
+        return self.reply.run(text, bound)
 
-    def why_false(self, text: str, scope: Callable[[str], str]) -> str:
+    def why_false(self, text: str) -> str:
         try:
-            return self._why_false(_strip_parens(text), scope, depth=0)
+            return self._why_false(_strip_parens(text), {}, depth=0)
         except (RuntimeError, ValueError, KeyError, IndexError, TypeError):
             return "false"
 
-    def _why_false(self, text: str, scope: Callable[[str], str], depth: int) -> str:
+    def _why_false(self, text: str, bound: Bound, depth: int) -> str:
         if depth > 4:
             return "false"
         conjuncts = _split_top(text, "&&")
         if len(conjuncts) > 1:
             for conjunct in conjuncts:
-                if self.value(conjunct, scope) is False:
-                    return self._why_false(_strip_parens(conjunct), scope, depth + 1)
+                if self.value(conjunct, bound) is False:
+                    return self._why_false(_strip_parens(conjunct), bound, depth + 1)
         if present := re.fullmatch(r"has\((.+)\.([A-Za-z_]\w*)\)", text):
             return f"{present.group(1)} has no key {json.dumps(present.group(2))}"
         if text.startswith("!") and not text.startswith("!="):
             return f"{text[1:].strip()} is true"
         macro = _macro(text)
         if macro is not None:
-            return self._why_macro(*macro, scope, depth)
+            return self._why_macro(*macro, bound, depth)
         compared = _comparison(text)
         if compared is not None:
-            return self._why_comparison(*compared, scope)
-        return self._reads(text, scope) or "false"
+            return self._why_comparison(*compared, bound)
+        return self._reads(text, bound) or "false"
 
     def _why_macro(
         self,
@@ -441,71 +517,79 @@ class _Explainer:
         macro: str,
         variable: str,
         predicate: str,
-        scope: Callable[[str], str],
+        bound: Bound,
         depth: int,
     ) -> str:
-        members = self.value(over, scope)
-        count = len(members) if isinstance(members, dict | list) else 0
+        members = self.value(over, bound)
+        if isinstance(members, dict):
+            # A map's keys come in no fixed order: take them sorted, so a
+            # detail is the same each run.
+            candidates: list[tuple[str, Any]] = [
+                (_shown(key).strip('"'), key) for key in sorted(members, key=str)
+            ]
+        elif isinstance(members, list):
+            candidates = [
+                (_member_label(member, index), member)
+                for index, member in enumerate(members)
+            ]
+        else:
+            return "false"
+        count = len(candidates)
         if macro == "exists":
             return f"none of the {count} members of {over} satisfies it"
+        # all() stops at its first false member, so a long list can be false
+        # within cel-cpp's budget: judge no more members than it may visit.
+        outcomes = [
+            (label, member, self.value(predicate, {**bound, variable: member}))
+            for label, member in candidates[:ITERATIONS_MAX]
+        ]
+        of = (
+            f"{count}"
+            if count <= ITERATIONS_MAX
+            else f"the first {ITERATIONS_MAX} of {count}"
+        )
         if macro == "exists_one":
-            holding = self.value(f"{over}.filter({variable}, {predicate})", scope)
-            return (
-                f"{len(holding)} of the {count} members of {over} satisfy it, wanted 1"
-            )
-        failing_text = f"{over}.filter({variable}, !({predicate}))"
-        failing = self.value(failing_text, scope)
-        if not isinstance(failing, list) or not failing:
+            holding = sum(outcome is True for _, _, outcome in outcomes)
+            among = f"the {count}" if count <= ITERATIONS_MAX else f"{of} the"
+            return f"{holding} of {among} members of {over} satisfy it, wanted 1"
+        failing = [(label, member) for label, member, out in outcomes if out is False]
+        if not failing:
             return "false"
-        if isinstance(members, list):
-            labels = [
-                _member_label(member, members.index(member)) for member in failing[:3]
-            ]
-            first = f"{variable} = {labels[0]}"
-            chosen = f"{failing_text}[0]"
-        else:
-            # A map's keys come in no fixed order: name them sorted, and
-            # explain the first by its key, so a detail is the same each run.
-            failing = sorted(failing, key=str)
-            labels = [_shown(member).strip('"') for member in failing[:3]]
-            first = f"{variable} = {_shown(failing[0])}"
-            chosen = json.dumps(failing[0])
+        labels = [label for label, _ in failing[:3]]
         more = f" and {len(failing) - 3} more" if len(failing) > 3 else ""
-
-        def inner(sub: str) -> str:
-            return scope(f"[{chosen}].map({variable}, {sub})[0]")
-
-        why = self._why_false(_strip_parens(predicate), inner, depth + 1)
+        label, member = failing[0]
+        first = f"{variable} = {label if isinstance(members, list) else _shown(member)}"
+        why = self._why_false(
+            _strip_parens(predicate), {**bound, variable: member}, depth + 1
+        )
         return (
-            f"false for {', '.join(labels)}{more} ({len(failing)} of {count});"
+            f"false for {', '.join(labels)}{more} ({len(failing)} of {of});"
             f" {first}: {why}"
         )
 
-    def _why_comparison(
-        self, left: str, op: str, right: str, scope: Callable[[str], str]
-    ) -> str:
-        left_value = self.value(left, scope)
-        right_value = self.value(right, scope)
+    def _why_comparison(self, left: str, op: str, right: str, bound: Bound) -> str:
+        left_value = self.value(left, bound)
+        right_value = self.value(right, bound)
         if isinstance(left_value, CelError) or isinstance(right_value, CelError):
-            return self._reads(f"{left} {right}", scope) or "false"
+            return self._reads(f"{left} {right}", bound) or "false"
         right_shown = (
             right if _is_literal(right) else f"{right} ({_shown(right_value)})"
         )
         said = f"{left} is {_shown(left_value)}, wanted {op} {right_shown}"
         reads = [
-            self._read(chain, scope)
+            self._read(chain, bound)
             for chain in _chains(left) + _chains(right)
             if chain not in (left, right)
         ]
         shown = [read for read in reads if read]
         return said + (f" ({', '.join(shown[:3])})" if shown else "")
 
-    def _read(self, chain: str, scope: Callable[[str], str]) -> str:
-        value = self.value(chain, scope)
+    def _read(self, chain: str, bound: Bound) -> str:
+        value = self.value(chain, bound)
         return "" if isinstance(value, CelError) else f"{chain} {_shown(value)}"
 
-    def _reads(self, text: str, scope: Callable[[str], str]) -> str:
-        reads = [self._read(chain, scope) for chain in _chains(text)]
+    def _reads(self, text: str, bound: Bound) -> str:
+        reads = [self._read(chain, bound) for chain in _chains(text)]
         shown = [read for read in reads if read]
         return f"false ({', '.join(shown[:4])})" if shown else ""
 
