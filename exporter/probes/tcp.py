@@ -219,7 +219,9 @@ async def _attempt(address: str, port: int, deadline: Deadline) -> tuple[float, 
     except OSError as error:
         if error.errno in _WHY_CLOSED:
             return -1, _WHY_CLOSED[error.errno]
-        return -1, first_line(error, 80)
+        # Any other error (EINVAL for a link-local address without a zone,
+        # EMFILE on this host) means nothing was tried: not a closed port.
+        raise
     seconds = time.perf_counter() - started
     await close_stream(writer, deadline)
     return seconds, ""
@@ -230,7 +232,8 @@ async def judge_closed(
 ) -> ProbeResult:
     """`port_closed` on every one of *addresses*, tried at once: a refusal
     or silence is the healthy answer, so neither fails the run; a
-    connection that opens, on any address, is the finding."""
+    connection that opens, on any address, is the finding; an address that
+    could not be tried fails the run (the probe cannot tell)."""
     checks = Checks(CHECKS, config)
     outcomes = await asyncio.gather(
         *(_attempt(address, config.port, deadline) for address in addresses)

@@ -292,6 +292,17 @@ async def test_expect_closed_on_a_name_that_does_not_resolve_is_connect() -> Non
     assert verdicts(result) == {"port_closed": False}
 
 
+async def test_expect_closed_on_an_address_that_cannot_be_tried_is_no_pass() -> None:
+    # A link-local address without its zone (EINVAL): nothing was tried, so
+    # the port is not known to be closed.
+    result = await run_once(
+        probe_config("tcp", name="t", host="fe80::1", port=80, expect_closed=True)
+    )
+    assert result.reason is Reason.CONNECT, result.error
+    assert "Invalid argument" in result.error
+    assert verdicts(result) == {"port_closed": False}
+
+
 def test_expect_closed_plans_port_closed_alone() -> None:
     plan = PROBES["tcp"].plan
     config = probe_config("tcp", host="db", port=27017, expect_closed=True)
