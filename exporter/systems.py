@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,14 +65,13 @@ def _instant(value: object) -> object:
 Instant = Annotated[dt.datetime, BeforeValidator(_instant)]
 
 
+_DATE = re.compile(r"^\d{4}-\d\d-\d\d")
+
+
 def _expiry(value: object) -> object:
-    """`90d` (after `at`) or a date."""
-    if (
-        isinstance(value, str)
-        and value
-        and value[-1].isalpha()
-        and not value[:4].isdigit()
-    ):
+    """`90d` (after `at`) or a date: a date starts 2026-11-20, so `1000d`
+    is a duration."""
+    if isinstance(value, str) and value and not _DATE.match(value):
         return parse_duration(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return parse_duration(value)

@@ -274,3 +274,11 @@ def test_an_attestation_of_a_failure_fails() -> None:
 def test_an_attestation_expiring_before_it_was_made_is_refused() -> None:
     with pytest.raises(ValueError, match="must come after at"):
         _attestation(expires="2026-01-01")
+
+
+def test_an_expiry_is_a_duration_unless_it_is_written_as_a_date() -> None:
+    at = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    assert _attestation(expires="1000d").expires_at == at + dt.timedelta(days=1000)
+    assert _attestation(expires="2027-01-01T12:00Z").expires_at == dt.datetime(
+        2027, 1, 1, 12, tzinfo=dt.UTC
+    )

@@ -299,6 +299,36 @@ def test_attestations_from_a_file_beside_the_config(tmp_path: Path) -> None:
     )
 
 
+def test_an_item_attested_twice_in_one_system_is_refused(tmp_path: Path) -> None:
+    # Appending a new attestation and keeping the expired one would count
+    # the item as half passed.
+    (tmp_path / "attested.yml").write_text(
+        f"attestations:\n  - {{item: restore_tested, category: data,"
+        f" passed: true, by: dana, at: {TODAY}, expires: 90d}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        config_of(
+            f"""
+        systems:
+          web:
+            attestations_file: attested.yml
+            attestations:
+              - {{item: restore_tested, category: data, passed: true, by: bob,
+                  at: {TODAY - dt.timedelta(days=100)}, expires: 90d}}
+          api:
+            attestations_file: attested.yml
+        probes: []
+        """,
+            tmp_path / "config.yml",
+        )
+    assert caught.value.problems == [
+        f"system 'web': attestation 'restore_tested' appears 2 times (at"
+        f" {TODAY - dt.timedelta(days=100)}, {TODAY}, inline and attestations_file"
+        " together); keep one per item, the latest: re-attesting replaces the"
+        " old entry"
+    ]
+
+
 def test_field_and_cross_field_errors_come_together() -> None:
     problems = config_problems(
         "- {kind: tcp, name: t, host: h, port: 1, max_read_bytes: 0,"

@@ -385,6 +385,7 @@ def _systems(
             )
             attestations += loaded
             problems += found
+        problems += _repeated_items(where, attestations)
         if scoring is None:
             continue
         found, warned = _unweighted(name, scoring, probes, attestations)
@@ -392,6 +393,21 @@ def _systems(
         warnings += warned
         systems[name] = System(name, settings.description, scoring, tuple(attestations))
     return systems, problems, warnings
+
+
+def _repeated_items(where: str, attestations: list[Any]) -> list[str]:
+    """An item attested twice in one system would count as half passed when
+    one has expired: one attestation per item, the latest."""
+    seen: dict[str, list[str]] = {}
+    for attestation in attestations:
+        seen.setdefault(attestation.item, []).append(f"{attestation.at:%Y-%m-%d}")
+    return [
+        f"{where}: attestation {item!r} appears {len(dates)} times (at"
+        f" {', '.join(dates)}, inline and attestations_file together); keep one"
+        " per item, the latest: re-attesting replaces the old entry"
+        for item, dates in seen.items()
+        if len(dates) > 1
+    ]
 
 
 def _categories_used(
