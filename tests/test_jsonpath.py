@@ -149,6 +149,7 @@ def test_comparing_two_paths_points_to_cel_without_suggesting_quotes(
         'body.status == "up"',
         '$.dependencies.all(k, $.dependencies[k] == "up")',
         "$.a == 1 && $.b == 2",
+        "$.pending < body.maxSize",
     ],
 )
 def test_cel_written_as_a_plain_condition_is_refused_with_the_cel_form(
@@ -158,3 +159,13 @@ def test_cel_written_as_a_plain_condition_is_refused_with_the_cel_form(
     # "body", so a CEL-looking string is an error, never a silent guess.
     with pytest.raises(ValueError, match=r"looks like a CEL expression.*- cel: 'body"):
         parse_condition(text)
+
+
+def test_the_cel_form_never_reads_body_twice() -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_condition("$.pending < body.maxSize")
+    assert "- cel: 'body.pending < body.maxSize'" in str(caught.value)
+    # A reply's own field named body stays JSONPath.
+    assert parse_condition('$.body.status == "ok"').evaluate(
+        {"body": {"status": "ok"}}
+    )[0]

@@ -165,6 +165,9 @@ def _unique_names(queries: list[JudgedQuery]) -> list[JudgedQuery]:
     return queries
 
 
+DEFAULT_QUERY = "SELECT 1"
+
+
 class PostgresConfig(BaseProbeConfig):
     """Which server to reach, as whom, and the limits it must keep."""
 
@@ -177,7 +180,7 @@ class PostgresConfig(BaseProbeConfig):
     dsn: str = Field(min_length=1, repr=False)
     password: SecretStr | None = None
     password_file: Path | None = None
-    query: str = Field(default="SELECT 1", min_length=1)
+    query: str = Field(default=DEFAULT_QUERY, min_length=1)
     connections_ratio_max: float = Field(default=0.80, gt=0, le=1)
     statement_timeout_max: Duration = 10.0
     check_statement_timeout: bool = True
@@ -326,6 +329,7 @@ class _Connection(Protocol):
     async def close(self, *, timeout: float | None = None) -> None: ...  # noqa: ASYNC109
     async def execute(self, query: str, *, timeout: float | None = None) -> str: ...  # noqa: ASYNC109
     async def fetchrow(self, query: str, *, timeout: float | None = None) -> Any: ...  # noqa: ASYNC109
+    async def reset(self, *, timeout: float | None = None) -> None: ...  # noqa: ASYNC109
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,6 +433,12 @@ async def _observe(
             await connection.execute("ROLLBACK", timeout=deadline.remaining())
         row = await connection.fetchrow(FACTS_SQL, timeout=deadline.remaining())
     answers = await _ask(connection, config.queries, deadline)
+    if config.queries or config.query != DEFAULT_QUERY:
+        # Queries of the user's own may leave session state a rollback does
+        # not undo (a session advisory lock, SET, LISTEN, an open cursor):
+        # the kept connection starts every run as a new one would.
+        with _naming_what_hung("resetting the session", deadline):
+            await connection.reset(timeout=deadline.remaining())
     return Observation(_facts_from(row), query_seconds, connect_seconds, answers)
 
 

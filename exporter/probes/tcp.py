@@ -28,7 +28,6 @@ from exporter.probes.base import (
     Regex,
     Sample,
     Severity,
-    first_line,
 )
 from exporter.probes.context import Deadline, ProbeContext
 from exporter.probes.shared.streams import close_stream

@@ -553,6 +553,29 @@ async def test_judged_queries_leave_the_session_as_they_found_it(
     assert [row["state"] for row in states] == ["idle"]
 
 
+async def test_session_state_of_a_query_does_not_outlive_its_run(
+    cluster: PostgresCluster, ctx: ProbeContext, admin: Any, estate: None
+) -> None:
+    # A session advisory lock survives ROLLBACK; the kept connection is
+    # reset, so the lock is not held until the daemon stops.
+    config = make_config(
+        app_dsn(cluster),
+        queries=[
+            {
+                "name": "locked",
+                "sql": "SELECT pg_advisory_lock(4242) IS NULL AS n",
+                "expect": "n == false",
+            }
+        ],
+    )
+    result = await run_once(config, ctx=ctx)
+    assert result.success, result.error
+    assert await admin.fetchval("SELECT pg_try_advisory_lock(4242)") is True
+    await admin.execute("SELECT pg_advisory_unlock(4242)")
+    again = await run_once(config, ctx=ctx)  # the same connection, reset
+    assert again.success, again.error
+
+
 async def test_a_query_without_a_row_or_without_the_column_says_so(
     cluster: PostgresCluster, ctx: ProbeContext, estate: None
 ) -> None:

@@ -265,7 +265,11 @@ class Condition:
         return self.text
 
 
-_CEL_HINT = re.compile(r"^\s*body\b|&&|\|\||\.(all|exists|exists_one|filter|map)\(")
+# `body` as CEL names the reply (not `$.body`, a reply's own field), the
+# boolean operators and the macros.
+_CEL_HINT = re.compile(
+    r"(?<![\w.$\[\]])body\b|&&|\|\||\.(all|exists|exists_one|filter|map)\("
+)
 
 
 def _as_cel(text: str) -> str:
@@ -275,6 +279,8 @@ def _as_cel(text: str) -> str:
 
 def _cel_path(path: str) -> str:
     path = path.strip()
+    if re.match(r"body\b", path):  # already CEL's name for the reply
+        return path
     if path.startswith("$"):
         return "body" + path[1:]
     return "body" + (path if path.startswith("[") else "." + path)
